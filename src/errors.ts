@@ -1,0 +1,255 @@
+/**
+ * Every error peerlink raises is a {@link PeerlinkError} with a stable `code`.
+ * Codes never change meaning; they are listed, with what to do about each, in
+ * `docs/errors.md`. Misuse (a wrong argument type, an impossible option) throws at
+ * once; network failures reject with a code.
+ *
+ * @module
+ */
+
+/** All stable error codes. Keep in sync with `docs/errors.md`. */
+export type ErrorCode =
+  | 'ERR_INVALID_ARGUMENT'
+  | 'ERR_ABORTED'
+  | 'ERR_INVALID_PEER_ID'
+  | 'ERR_INVALID_KEY'
+  | 'ERR_KEY_FILE_PERMISSIONS'
+  | 'ERR_KEY_FILE_INVALID'
+  | 'ERR_KEY_FILE_ACCESS'
+  | 'ERR_INVALID_SIGNATURE'
+  | 'ERR_STUN_MALFORMED'
+  | 'ERR_STUN_INTEGRITY'
+  | 'ERR_STUN_FINGERPRINT'
+  | 'ERR_STUN_TIMEOUT'
+  | 'ERR_STUN_ERROR_RESPONSE'
+  | 'ERR_NAT_DISCOVERY_UNSUPPORTED'
+  | 'ERR_INVALID_SERVER_SPEC'
+  | 'ERR_SOCKET_CLOSED'
+  | 'ERR_SOCKET_BIND'
+  | 'ERR_HANDSHAKE_FAILED'
+  | 'ERR_HANDSHAKE_TIMEOUT'
+  | 'ERR_PEER_IDENTITY_MISMATCH'
+  | 'ERR_CONNECTION_CLOSED'
+  | 'ERR_CLI_USAGE'
+  | 'ERR_CONFIG_INVALID'
+
+/** Options common to every {@link PeerlinkError}. */
+export interface PeerlinkErrorOptions {
+  /** The lower-level error that caused this one, if any. */
+  cause?: unknown
+}
+
+/**
+ * Base class of every error peerlink throws or rejects with.
+ *
+ * @example
+ * ```ts
+ * try { await conn } catch (err) {
+ *   if (err instanceof PeerlinkError && err.code === 'ERR_PEER_IDENTITY_MISMATCH') …
+ * }
+ * ```
+ */
+export class PeerlinkError extends Error {
+  /** Stable, documented error code. */
+  readonly code: ErrorCode
+
+  constructor(code: ErrorCode, message: string, options: PeerlinkErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A function was called with an argument it cannot accept (programmer error; thrown synchronously). */
+export class InvalidArgumentError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_INVALID_ARGUMENT', message, options)
+  }
+}
+
+/** The operation was cancelled through its `AbortSignal`. */
+export class AbortError extends PeerlinkError {
+  constructor(message = 'The operation was aborted', options?: PeerlinkErrorOptions) {
+    super('ERR_ABORTED', message, options)
+  }
+}
+
+/** A PeerId string or byte form could not be parsed, or is not an Ed25519 PeerId. */
+export class InvalidPeerIdError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_INVALID_PEER_ID', message, options)
+  }
+}
+
+/** A key (public or secret) has the wrong length or form. */
+export class InvalidKeyError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_INVALID_KEY', message, options)
+  }
+}
+
+/** A key file can be read by users other than its owner; peerlink refuses to use it. */
+export class KeyFilePermissionsError extends PeerlinkError {
+  /** The offending file. */
+  readonly path: string
+  constructor(path: string, mode: number) {
+    super(
+      'ERR_KEY_FILE_PERMISSIONS',
+      `Key file ${path} has mode ${(mode & 0o777).toString(8).padStart(3, '0')}, readable by others. ` +
+        `Fix it with: chmod 600 ${JSON.stringify(path)}`,
+    )
+    this.path = path
+  }
+}
+
+/** A key file exists but its contents are not a peerlink key. */
+export class KeyFileInvalidError extends PeerlinkError {
+  /** The offending file. */
+  readonly path: string
+  constructor(path: string, message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_KEY_FILE_INVALID', `Key file ${path}: ${message}`, options)
+    this.path = path
+  }
+}
+
+/**
+ * A key file could not be read or created: it (or its directory) is missing, the
+ * operating system denied access, the disk is full, … `cause` holds the system error.
+ */
+export class KeyFileAccessError extends PeerlinkError {
+  /** The key file. */
+  readonly path: string
+  constructor(path: string, message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_KEY_FILE_ACCESS', `Key file ${path}: ${message}`, options)
+    this.path = path
+  }
+}
+
+/** A signature did not verify for the given key, tag and message. */
+export class InvalidSignatureError extends PeerlinkError {
+  constructor(message = 'Signature does not verify', options?: PeerlinkErrorOptions) {
+    super('ERR_INVALID_SIGNATURE', message, options)
+  }
+}
+
+/** A datagram is not a well-formed STUN message (or TURN ChannelData). */
+export class StunMalformedError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_STUN_MALFORMED', message, options)
+  }
+}
+
+/** MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256 did not match the key. */
+export class StunIntegrityError extends PeerlinkError {
+  constructor(message = 'STUN message integrity check failed', options?: PeerlinkErrorOptions) {
+    super('ERR_STUN_INTEGRITY', message, options)
+  }
+}
+
+/** The FINGERPRINT attribute did not match the message. */
+export class StunFingerprintError extends PeerlinkError {
+  constructor(message = 'STUN fingerprint mismatch', options?: PeerlinkErrorOptions) {
+    super('ERR_STUN_FINGERPRINT', message, options)
+  }
+}
+
+/** A STUN transaction got no response after all retransmissions (RFC 8489 §6.2.1). */
+export class StunTimeoutError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_STUN_TIMEOUT', message, options)
+  }
+}
+
+/** The server answered a STUN request with an error response. */
+export class StunErrorResponseError extends PeerlinkError {
+  /** The STUN error code (e.g. 401, 438). */
+  readonly errorCode: number
+  /** The server's reason phrase. */
+  readonly reason: string
+  constructor(errorCode: number, reason: string, options?: PeerlinkErrorOptions) {
+    super('ERR_STUN_ERROR_RESPONSE', `STUN error response ${errorCode} ${reason}`, options)
+    this.errorCode = errorCode
+    this.reason = reason
+  }
+}
+
+/** The STUN server does not support RFC 5780 behaviour discovery (no OTHER-ADDRESS). */
+export class NatDiscoveryUnsupportedError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_NAT_DISCOVERY_UNSUPPORTED', message, options)
+  }
+}
+
+/** A server spec string (`stun:HOST:PORT`, `HOST:PORT#HASH`, …) could not be parsed. */
+export class InvalidServerSpecError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_INVALID_SERVER_SPEC', message, options)
+  }
+}
+
+/** The socket was closed while an operation was in progress. */
+export class SocketClosedError extends PeerlinkError {
+  constructor(message = 'Socket closed', options?: PeerlinkErrorOptions) {
+    super('ERR_SOCKET_CLOSED', message, options)
+  }
+}
+
+/** A UDP socket could not be bound (address in use, address not available, permission denied). */
+export class SocketBindError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_SOCKET_BIND', message, options)
+  }
+}
+
+/** The Noise handshake failed (corrupt or hostile handshake data). */
+export class HandshakeFailedError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_HANDSHAKE_FAILED', message, options)
+  }
+}
+
+/** The Noise handshake did not complete in time. */
+export class HandshakeTimeoutError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_HANDSHAKE_TIMEOUT', message, options)
+  }
+}
+
+/** The remote completed the handshake with a key other than the expected PeerId. */
+export class PeerIdentityMismatchError extends PeerlinkError {
+  /** The PeerId we expected. */
+  readonly expected: string
+  /** The PeerId the remote proved. */
+  readonly actual: string
+  constructor(expected: string, actual: string) {
+    super('ERR_PEER_IDENTITY_MISMATCH', `Expected peer ${expected} but the remote proved ${actual}`)
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/** The connection closed before the operation finished. */
+export class ConnectionClosedError extends PeerlinkError {
+  constructor(message = 'Connection closed', options?: PeerlinkErrorOptions) {
+    super('ERR_CONNECTION_CLOSED', message, options)
+  }
+}
+
+/** Command-line arguments could not be understood. */
+export class CliUsageError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_CLI_USAGE', message, options)
+  }
+}
+
+/** A configuration file or value is invalid. */
+export class ConfigInvalidError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_CONFIG_INVALID', message, options)
+  }
+}
+
+/** Rejects with {@link AbortError} if `signal` is already aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true) throw new AbortError(undefined, { cause: signal.reason })
+}
