@@ -1,0 +1,8 @@
+/**
+ * The `peerlink` commands: one line per command. To add one, write
+ * `src/cli/commands/<name>.ts` exporting a `CliCommand` and add its line here.
+ * Every export of this module must be a `CliCommand`.
+ *
+ * @module
+ */
+export { idCommand } from './id.js'
