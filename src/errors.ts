@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'ERR_STUN_ERROR_RESPONSE'
   | 'ERR_NAT_DISCOVERY_UNSUPPORTED'
   | 'ERR_INVALID_SERVER_SPEC'
+  | 'ERR_HOST_UNRESOLVED'
   | 'ERR_SOCKET_CLOSED'
   | 'ERR_SOCKET_BIND'
   | 'ERR_HANDSHAKE_FAILED'
@@ -184,6 +185,17 @@ export class NatDiscoveryUnsupportedError extends PeerlinkError {
 export class InvalidServerSpecError extends PeerlinkError {
   constructor(message: string, options?: PeerlinkErrorOptions) {
     super('ERR_INVALID_SERVER_SPEC', message, options)
+  }
+}
+
+/** A server's host name could not be resolved (DNS). */
+export class HostUnresolvedError extends PeerlinkError {
+  /** The name that did not resolve. */
+  readonly host: string
+  constructor(host: string, cause: unknown) {
+    const why = (cause as { code?: unknown } | null)?.code
+    super('ERR_HOST_UNRESOLVED', `Cannot resolve host ${JSON.stringify(host)}${typeof why === 'string' ? ` (${why})` : ''}`, { cause })
+    this.host = host
   }
 }
 

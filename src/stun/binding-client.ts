@@ -6,7 +6,7 @@
 
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { AbortError, InvalidArgumentError, StunMalformedError, throwIfAborted } from '../errors.js'
+import { AbortError, HostUnresolvedError, InvalidArgumentError, StunMalformedError, throwIfAborted } from '../errors.js'
 import type { TransportAddress } from './address.js'
 import type { StunAttribute, StunChangeRequestValue } from './attribute.js'
 import type { DatagramEndpoint, DatagramSource } from './datagram-endpoint.js'
@@ -78,11 +78,15 @@ export interface StunBindingResult {
 
 /**
  * Resolves a host name to an IP address, preferring `family`; IP literals are returned as is.
+ *
+ * @throws HostUnresolvedError (rejects) when the name does not resolve.
  */
 export async function resolveStunHost(host: string, family?: 'IPv4' | 'IPv6', signal?: AbortSignal): Promise<string> {
   if (isIP(host) !== 0) return host
   throwIfAborted(signal)
-  const lookedUp = lookup(host, { family: family === 'IPv6' ? 6 : family === 'IPv4' ? 4 : 0 })
+  const lookedUp = lookup(host, { family: family === 'IPv6' ? 6 : family === 'IPv4' ? 4 : 0 }).catch((err: unknown) => {
+    throw new HostUnresolvedError(host, err)
+  })
   if (signal === undefined) return (await lookedUp).address
   return new Promise<string>((resolve, reject) => {
     const onAbort = (): void => reject(new AbortError(undefined, { cause: signal.reason }))

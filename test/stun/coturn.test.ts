@@ -13,7 +13,7 @@ import {
   isStunMessage,
   stunBinding,
 } from '../../src/stun/index.js'
-import { startCoturn, type Coturn } from './coturn.js'
+import { startCoturn, type Coturn } from '../helpers/coturn.js'
 
 async function udpSocket(): Promise<Socket> {
   const socket = createSocket('udp4')

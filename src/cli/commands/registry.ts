@@ -6,3 +6,4 @@
  * @module
  */
 export { idCommand } from './id.js'
+export { doctorCommand } from './doctor.js'
