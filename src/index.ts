@@ -17,3 +17,6 @@
  * @packageDocumentation
  */
 export * from './errors.js'
+export * from './identity/index.js'
+export * from './stun/index.js'
+export * from './server-spec.js'
