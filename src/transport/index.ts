@@ -15,3 +15,4 @@ export type {
   TransportKeyPair,
   RemoteEndpoint,
 } from './secure-connection.js'
+export { peerSocketEndpoint } from './peer-socket-endpoint.js'

@@ -21,6 +21,7 @@ import {
   SocketClosedError,
   type PeerlinkError,
 } from '../errors.js'
+import { peerIdFromPublicKey, publicKeyFromPeerId } from '../identity/peer-id.js'
 import { PeerSocket, validateRemote, type DatagramAddress } from './peer-socket.js'
 import { createFrameCounter, remoteFramesUntilHeader } from './frame-counter.js'
 
@@ -54,8 +55,17 @@ export interface OpenSecureConnectionOptions {
   isInitiator: boolean
   /** Our identity key pair. */
   keyPair: TransportKeyPair
-  /** The 32-byte Ed25519 public key the remote must prove. */
-  expectedRemotePublicKey: Uint8Array
+  /**
+   * The PeerId (`12D3KooW…`) the remote must prove. Give this or
+   * `expectedRemotePublicKey`, not both.
+   * @default undefined
+   */
+  expectedPeerId?: string
+  /**
+   * The 32-byte Ed25519 public key the remote must prove (the raw form of `expectedPeerId`).
+   * @default undefined
+   */
+  expectedRemotePublicKey?: Uint8Array
   /**
    * Milliseconds until the whole handshake (including the remote's confirmation) must
    * have completed.
@@ -63,8 +73,8 @@ export interface OpenSecureConnectionOptions {
    */
   handshakeTimeout?: number
   /**
-   * Formats a public key for error messages (the lead passes a PeerId formatter).
-   * @default lower-case hex
+   * Formats a public key for error messages.
+   * @default the PeerId text form (`12D3KooW…`)
    */
   formatPeerId?: (publicKey: Uint8Array) => string
   /** Cancels the handshake; rejects with {@link AbortError}. */
@@ -392,13 +402,15 @@ export function openSecureConnection(options: OpenSecureConnectionOptions): Prom
 }
 
 interface ValidatedOptions extends OpenSecureConnectionOptions {
+  expectedRemotePublicKey: Uint8Array
   handshakeTimeout: number
   formatPeerId: (publicKey: Uint8Array) => string
 }
 
 function validateOptions(options: OpenSecureConnectionOptions): ValidatedOptions {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-  const { socket, remote, keyPair, expectedRemotePublicKey } = options
+  const { socket, remote, keyPair, expectedPeerId } = options
+  let { expectedRemotePublicKey } = options
   if (!(socket instanceof PeerSocket)) throw new InvalidArgumentError('socket must be a PeerSocket')
   if (remote === null || typeof remote !== 'object') throw new InvalidArgumentError('remote must be { host, port }')
   validateRemote(remote.host, remote.port)
@@ -418,8 +430,12 @@ function validateOptions(options: OpenSecureConnectionOptions): ValidatedOptions
   if (!Buffer.from(keyPair.secretKey.subarray(32)).equals(Buffer.from(keyPair.publicKey))) {
     throw new InvalidKeyError('keyPair.secretKey must be seed ‖ publicKey (sodium format); its public half differs')
   }
+  if ((expectedPeerId === undefined) === (expectedRemotePublicKey === undefined)) {
+    throw new InvalidArgumentError('give exactly one of expectedPeerId and expectedRemotePublicKey')
+  }
+  if (expectedPeerId !== undefined) expectedRemotePublicKey = publicKeyFromPeerId(expectedPeerId)
   checkKey('expectedRemotePublicKey', expectedRemotePublicKey, 32)
-  const { handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT, formatPeerId = toHex, signal } = options
+  const { handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT, formatPeerId = peerIdFromPublicKey, signal } = options
   if (typeof handshakeTimeout !== 'number' || !Number.isFinite(handshakeTimeout) || handshakeTimeout <= 0) {
     throw new InvalidArgumentError(`handshakeTimeout must be a positive number, got ${String(handshakeTimeout)}`)
   }
@@ -427,7 +443,7 @@ function validateOptions(options: OpenSecureConnectionOptions): ValidatedOptions
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('signal must be an AbortSignal')
   }
-  return { ...options, handshakeTimeout, formatPeerId }
+  return { ...options, expectedRemotePublicKey: expectedRemotePublicKey!, handshakeTimeout, formatPeerId }
 }
 
 function checkKey(name: string, key: unknown, length: number): void {
@@ -461,8 +477,5 @@ function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
-function toHex(publicKey: Uint8Array): string {
-  return toBuffer(publicKey).toString('hex')
-}
 
 function noop(): void {}
