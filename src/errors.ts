@@ -33,6 +33,11 @@ export type ErrorCode =
   | 'ERR_CONNECTION_CLOSED'
   | 'ERR_CLI_USAGE'
   | 'ERR_CONFIG_INVALID'
+  | 'ERR_TURN_AUTH'
+  | 'ERR_TURN_ALLOCATION_FAILED'
+  | 'ERR_CONNECT_FAILED'
+  | 'ERR_CERT_PIN_MISMATCH'
+  | 'ERR_DATA_DIR'
 
 /** Options common to every {@link PeerlinkError}. */
 export interface PeerlinkErrorOptions {
@@ -258,6 +263,63 @@ export class CliUsageError extends PeerlinkError {
 export class ConfigInvalidError extends PeerlinkError {
   constructor(message: string, options?: PeerlinkErrorOptions) {
     super('ERR_CONFIG_INVALID', message, options)
+  }
+}
+
+/**
+ * The TURN server rejected our credentials: 401 Unauthenticated although the request
+ * carried them, or 441 Wrong Credentials (RFC 8656 §7.2, RFC 8489 §9.2.5).
+ */
+export class TurnAuthError extends PeerlinkError {
+  /** The STUN error code (401 or 441). */
+  readonly errorCode: number
+  constructor(errorCode: number, message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TURN_AUTH', message, options)
+    this.errorCode = errorCode
+  }
+}
+
+/** The TURN server refused an Allocate request (RFC 8656 §7.2), e.g. 486 Allocation Quota Reached. */
+export class TurnAllocationError extends PeerlinkError {
+  /** The STUN error code of the response (e.g. 437, 440, 486, 508), 0 if it had none. */
+  readonly errorCode: number
+  constructor(errorCode: number, message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TURN_ALLOCATION_FAILED', message, options)
+    this.errorCode = errorCode
+  }
+}
+
+/** A TCP or TLS connection to a server could not be established (refused, timed out, TLS handshake failed). */
+export class ConnectFailedError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_CONNECT_FAILED', message, options)
+  }
+}
+
+/** A server's TLS certificate does not match the pinned `#CERT_HASH` (base64url SHA-256 of its DER form). */
+export class CertificatePinMismatchError extends PeerlinkError {
+  /** The pinned hash. */
+  readonly expected: string
+  /** The hash of the certificate the server presented. */
+  readonly actual: string
+  constructor(expected: string, actual: string) {
+    super('ERR_CERT_PIN_MISMATCH', `Server certificate hash ${actual} does not match the pinned ${expected}`)
+    this.expected = expected
+    this.actual = actual
+  }
+}
+
+/**
+ * The server's data directory (`peerlink-server --data-dir`) or a file in it cannot be
+ * created or read, or its files disagree (a certificate without its key, a
+ * `certificate_hash.txt` that does not match `cert.pem`). `path` names the file.
+ */
+export class DataDirError extends PeerlinkError {
+  /** The offending file or directory. */
+  readonly path: string
+  constructor(path: string, message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_DATA_DIR', `${path}: ${message}`, options)
+    this.path = path
   }
 }
 
