@@ -31,7 +31,7 @@ const HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/
  * The pin of a certificate: base64url (no padding) of SHA-256 over its DER encoding.
  *
  * @param certificate - PEM text (the first certificate in it counts) or DER bytes.
- * @throws {@link InvalidArgumentError} when `certificate` is not an X.509 certificate.
+ * @throws `InvalidArgumentError` when `certificate` is not an X.509 certificate.
  * @example
  * ```ts
  * certificateHash(await readFile('cert.pem', 'utf8')) // 'weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk'
@@ -44,7 +44,7 @@ export function certificateHash(certificate: string | Uint8Array): string {
 /**
  * The DER bytes of a certificate given as PEM text or DER bytes.
  *
- * @throws {@link InvalidArgumentError} when `certificate` is not an X.509 certificate.
+ * @throws `InvalidArgumentError` when `certificate` is not an X.509 certificate.
  */
 export function certificateDer(certificate: string | Uint8Array): Buffer {
   if (typeof certificate !== 'string' && !(certificate instanceof Uint8Array)) {
@@ -60,7 +60,7 @@ export function certificateDer(certificate: string | Uint8Array): Buffer {
 /**
  * Checks the form of a pin (43 base64url characters encoding 32 bytes) and returns its bytes.
  *
- * @throws {@link InvalidArgumentError} when `hash` is not a certificate hash.
+ * @throws `InvalidArgumentError` when `hash` is not a certificate hash.
  */
 export function parseCertificateHash(hash: string): Buffer {
   const bytes = typeof hash === 'string' && HASH_PATTERN.test(hash) ? Buffer.from(hash, 'base64url') : undefined
@@ -75,7 +75,7 @@ export function parseCertificateHash(hash: string): Buffer {
  *
  * @param presented - the certificate's DER bytes (`peerCertificate.raw`); `undefined` (no certificate) never matches.
  * @returns `undefined` when it matches, else the error to fail with.
- * @throws {@link InvalidArgumentError} when `hash` is not a certificate hash.
+ * @throws `InvalidArgumentError` when `hash` is not a certificate hash.
  */
 export function checkCertificatePin(presented: Uint8Array | undefined, hash: string): CertificatePinMismatchError | undefined {
   const expected = parseCertificateHash(hash)
@@ -91,7 +91,7 @@ export function checkCertificatePin(presented: Uint8Array | undefined, hash: str
  * Node only calls it once the chain has verified (see the module notes): for a
  * self-signed server, use {@link connectTlsPinned} instead.
  *
- * @throws {@link InvalidArgumentError} at once when `hash` is not a certificate hash.
+ * @throws `InvalidArgumentError` at once when `hash` is not a certificate hash.
  * @example
  * ```ts
  * tls.connect({ host, port, ca: certPem, checkServerIdentity: pinnedCertificateCheck(hash) })
@@ -106,8 +106,8 @@ export function pinnedCertificateCheck(hash: string): (hostname: string, certifi
  * Checks the certificate of a connected TLS socket against a pin. Call it on
  * `secureConnect` and before writing anything.
  *
- * @throws {@link CertificatePinMismatchError} when the certificate does not match.
- * @throws {@link InvalidArgumentError} when `hash` is not a certificate hash.
+ * @throws `CertificatePinMismatchError` when the certificate does not match.
+ * @throws `InvalidArgumentError` when `hash` is not a certificate hash.
  */
 export function verifyCertificatePin(socket: TLSSocket, hash: string): void {
   const error = checkCertificatePin(socket.getPeerCertificate(true)?.raw, hash)
@@ -136,10 +136,10 @@ export interface PinnedTlsConnectOptions extends Omit<tls.ConnectionOptions, 're
  * been written yet, so no secret can reach an impostor. For `ws`, pass the socket with
  * `createConnection: () => socket`.
  *
- * @throws {@link InvalidArgumentError} at once when `certHash` is not a certificate hash.
- * @throws {@link CertificatePinMismatchError} (rejects) when the certificate does not match; the socket is destroyed.
- * @throws {@link ConnectFailedError} (rejects) when the connection or handshake fails or times out.
- * @throws {@link AbortError} (rejects) when `signal` fires first.
+ * @throws `InvalidArgumentError` at once when `certHash` is not a certificate hash.
+ * @throws `CertificatePinMismatchError` (rejects) when the certificate does not match; the socket is destroyed.
+ * @throws `ConnectFailedError` (rejects) when the connection or handshake fails or times out.
+ * @throws `AbortError` (rejects) when `signal` fires first.
  * @example
  * ```ts
  * const socket = await connectTlsPinned({ host: '203.0.113.5', port: 4264, certHash })

@@ -38,6 +38,13 @@ export type ErrorCode =
   | 'ERR_CONNECT_FAILED'
   | 'ERR_CERT_PIN_MISMATCH'
   | 'ERR_DATA_DIR'
+  | 'ERR_BEACON_CERT_MISMATCH'
+  | 'ERR_BEACON_PROTOCOL'
+  | 'ERR_BEACON_AUTH'
+  | 'ERR_BEACON_RATE_LIMITED'
+  | 'ERR_BEACON_LIMIT'
+  | 'ERR_BEACON_PEER_NOT_FOUND'
+  | 'ERR_BEACON_UNAVAILABLE'
 
 /** Options common to every {@link PeerlinkError}. */
 export interface PeerlinkErrorOptions {
@@ -320,6 +327,78 @@ export class DataDirError extends PeerlinkError {
   constructor(path: string, message: string, options?: PeerlinkErrorOptions) {
     super('ERR_DATA_DIR', `${path}: ${message}`, options)
     this.path = path
+  }
+}
+
+/**
+ * A Beacon's TLS certificate does not match the pinned `#CERT_HASH` of its spec
+ * (`HOST:PORT#CERT_HASH`). `cause` is the {@link CertificatePinMismatchError}.
+ */
+export class BeaconCertMismatchError extends PeerlinkError {
+  /** The pinned hash. */
+  readonly expected: string
+  /** The hash of the certificate the Beacon presented. */
+  readonly actual: string
+  constructor(server: string, pinError: CertificatePinMismatchError) {
+    super('ERR_BEACON_CERT_MISMATCH', `Beacon ${server}: certificate hash ${pinError.actual} does not match the pinned ${pinError.expected}`, {
+      cause: pinError,
+    })
+    this.expected = pinError.expected
+    this.actual = pinError.actual
+  }
+}
+
+/**
+ * A Beacon message was malformed, too large, of an unknown type or protocol version
+ * (raised by the decoder, and by the client when the Beacon replies so).
+ */
+export class BeaconProtocolError extends PeerlinkError {
+  /** The request id of the offending message, when it could be read. */
+  readonly requestId: number | undefined
+  constructor(message: string, options?: PeerlinkErrorOptions & { requestId?: number | undefined }) {
+    super('ERR_BEACON_PROTOCOL', message, options)
+    this.requestId = options?.requestId
+  }
+}
+
+/** The Beacon refused the peer's proof of its key (bad signature, another peer's PeerId, or no hello). */
+export class BeaconAuthError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_BEACON_AUTH', message, options)
+  }
+}
+
+/** The Beacon dropped a message: this connection sent more messages per second than it allows. */
+export class BeaconRateLimitedError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_BEACON_RATE_LIMITED', message, options)
+  }
+}
+
+/** A Beacon limit was reached: identifiers per connection, connections per IP address, or connections in all. */
+export class BeaconLimitError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_BEACON_LIMIT', message, options)
+  }
+}
+
+/** No Beacon knows the PeerId a signal was sent to: the peer is not listening (or not connected to these Beacons). */
+export class BeaconPeerNotFoundError extends PeerlinkError {
+  /** The PeerId that was not found. */
+  readonly peerId: string
+  constructor(peerId: string, options?: PeerlinkErrorOptions) {
+    super('ERR_BEACON_PEER_NOT_FOUND', `Peer ${peerId} is not registered at the Beacon`, options)
+    this.peerId = peerId
+  }
+}
+
+/**
+ * No Beacon connection could carry the request: none is connected, the connection was
+ * lost before the answer, the request timed out, or the Beacon's fleet store (Redis) failed.
+ */
+export class BeaconUnavailableError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_BEACON_UNAVAILABLE', message, options)
   }
 }
 

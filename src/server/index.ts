@@ -1,7 +1,11 @@
 /**
  * peerlink's reference servers, to run programmatically (the `peerlink-server` command
  * runs the same code). This release has the STUN server with RFC 5780 NAT behaviour
- * discovery; the Beacon, TURN and tunnel servers follow.
+ * discovery, and the shared pieces every server uses: the data directory
+ * ({@link openDataDir}), the TOML config ({@link loadServerConfig}), self-signed TLS
+ * certificates pinned by hash ({@link createSelfSignedCertificate}), logs
+ * ({@link createServerLogger}) and Prometheus metrics ({@link ServerMetrics}). The
+ * Beacon, TURN and tunnel servers follow.
  *
  * @example
  * ```ts
@@ -16,3 +20,67 @@
  */
 export { StunServer, type StunServerOptions, type StunServerStats } from './stun/stun-server.js'
 export { RateLimiter, type RateLimiterOptions } from './stun/rate-limiter.js'
+export {
+  createSelfSignedCertificate,
+  certificateMatchesKey,
+  DEFAULT_CERTIFICATE_VALIDITY_DAYS,
+  type SelfSignedCertificate,
+  type SelfSignedCertificateOptions,
+} from './tls.js'
+export { certificateHash, connectTlsPinned, pinnedCertificateCheck, verifyCertificatePin, type PinnedTlsConnectOptions } from '../cert-pin.js'
+export {
+  openDataDir,
+  loadOrCreateSecretFile,
+  DATA_DIR_FILES,
+  DEFAULT_DATA_DIR,
+  LOOPBACK_DATA_DIR,
+  type DataDir,
+  type DataDirOptions,
+} from './data-dir.js'
+export {
+  CONFIG_SECTIONS,
+  STUN_OPTIONS,
+  TURN_OPTIONS,
+  LOG_OPTIONS,
+  METRICS_OPTIONS,
+  FUTURE_SECTIONS,
+  type ConfigSectionName,
+  type OptionDescriptor,
+  type OptionKind,
+  type OptionKinds,
+  type SectionValues,
+} from './config-options.js'
+export {
+  loadServerConfig,
+  parseServerConfig,
+  defaultServerConfig,
+  serverConfigTemplate,
+  turnServerOptions,
+  stunServerOptions,
+  type ServerConfig,
+  type StunConfig,
+  type TurnConfig,
+  type LogConfig,
+  type MetricsConfig,
+} from './config.js'
+export {
+  createServerLogger,
+  RotatingLogFile,
+  REDACTED,
+  REDACTED_KEYS,
+  LOG_LEVELS,
+  type ServerLogger,
+  type ServerLoggerOptions,
+  type LogLevel,
+  type LogOutput,
+  type ConsoleLogFormat,
+} from './logger.js'
+export { ServerMetrics, MetricsServer, type MetricDefinition, type MetricSample, type MetricType, type StatsField, type ServerMetricsOptions, type MetricsServerOptions } from './metrics.js'
+export { STUN_STATS_METRICS, TURN_STATS_METRICS } from './stats-metrics.js'
+// The TURN server (RFC 8656).
+export { TurnServer, type TurnServerAddress } from './turn/turn-server.js'
+export type { ClientTransport } from './turn/client-link.js'
+export type { TurnServerOptions, TurnServerTlsOptions, TurnServerLogger, TurnUserSpec } from './turn/turn-server-options.js'
+export type { TurnServerStats } from './turn/turn-server-stats.js'
+export { PeerAddressPolicy, DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, type PeerAddressPolicyOptions } from './turn/peer-address-policy.js'
+export { createRestApiCredentials, restApiPassword } from './turn/auth.js'

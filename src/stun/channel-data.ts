@@ -92,15 +92,27 @@ export function decodeChannelData(message: Uint8Array, options: DecodeChannelDat
   return { channel, data: new Uint8Array(message.subarray(4, 4 + length)) }
 }
 
+/** Options of {@link channelDataFrameLength} and `streamFrameLength`. */
+export interface ChannelDataFramingOptions {
+  /**
+   * Also accept channel numbers 0x5000–0x7FFF: RFC 5766 allowed 0x4000–0x7FFF, RFC 8656
+   * §12 narrowed it to 0x4000–0x4FFF, and coturn's clients (`turnutils_uclient`) still
+   * pick numbers from the old range. Servers that want to serve them set this.
+   * @default false
+   */
+  legacyChannelNumbers?: boolean
+}
+
 /**
  * Length of the ChannelData frame (header, data and padding to 4 bytes) that starts a
  * TCP byte stream, or `undefined` if fewer than 4 bytes are buffered (RFC 8656 §12.5).
  *
  * @throws StunMalformedError if the channel number is invalid.
  */
-export function channelDataFrameLength(buffered: Uint8Array): number | undefined {
+export function channelDataFrameLength(buffered: Uint8Array, options: ChannelDataFramingOptions = {}): number | undefined {
   if (buffered.length < 4) return undefined
   const channel = ((buffered[0] as number) << 8) | (buffered[1] as number)
-  if (!isValidChannelNumber(channel)) throw new StunMalformedError(`Invalid channel number 0x${channel.toString(16)}`)
+  const valid = options.legacyChannelNumbers === true ? channel >= MIN_CHANNEL_NUMBER && channel <= 0x7fff : isValidChannelNumber(channel)
+  if (!valid) throw new StunMalformedError(`Invalid channel number 0x${channel.toString(16)}`)
   return 4 + padded(((buffered[2] as number) << 8) | (buffered[3] as number))
 }

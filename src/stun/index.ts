@@ -72,6 +72,7 @@ export {
 } from './channel-data.js'
 export type {
   ChannelData,
+  ChannelDataFramingOptions,
   ChannelDataTransport,
   DecodeChannelDataOptions,
   EncodeChannelDataOptions,

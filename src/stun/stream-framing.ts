@@ -7,6 +7,7 @@
 
 import { StunMalformedError } from '../errors.js'
 import { channelDataFrameLength } from './channel-data.js'
+import type { ChannelDataFramingOptions } from './channel-data.js'
 import { STUN_HEADER_LENGTH } from './constants.js'
 
 /** Which kind of frame starts a stream buffer. */
@@ -27,7 +28,7 @@ export interface StreamFrame {
  *
  * @throws StunMalformedError if the stream is neither (it cannot be resynchronised).
  */
-export function streamFrameLength(buffered: Uint8Array): StreamFrame | undefined {
+export function streamFrameLength(buffered: Uint8Array, options?: ChannelDataFramingOptions): StreamFrame | undefined {
   if (buffered.length < 4) return undefined
   const first = buffered[0] as number
   if ((first & 0xc0) === 0) {
@@ -35,7 +36,7 @@ export function streamFrameLength(buffered: Uint8Array): StreamFrame | undefined
     if (length % 4 !== 0) throw new StunMalformedError(`STUN length ${length} is not a multiple of 4`)
     return { kind: 'stun', length: STUN_HEADER_LENGTH + length }
   }
-  const length = channelDataFrameLength(buffered)
+  const length = channelDataFrameLength(buffered, options)
   if (length === undefined) return undefined
   return { kind: 'channel-data', length }
 }

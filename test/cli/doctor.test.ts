@@ -117,9 +117,11 @@ describe('peerlink doctor without RFC 5780, and failures', () => {
 
 describe('bin/peerlink-server all --loopback with bin/peerlink doctor', () => {
   it('starts, is usable by doctor, and stops cleanly on SIGTERM', async () => {
-    const server = spawn(process.execPath, [join(root, 'bin', 'peerlink-server'), 'all', '--loopback', '--stun-port', '0', '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
+    const server = spawn(
+      process.execPath,
+      [join(root, 'bin', 'peerlink-server'), 'all', '--loopback', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--json', '--data-dir', join(dir, 'server-data')],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    )
     try {
       const lines = createInterface({ input: server.stdout! })
       const [first] = (await once(lines, 'line')) as [string]

@@ -233,12 +233,56 @@ export class StunServer {
   }
 
   #encode(request: DecodedStunMessage, cls: 'success' | 'error', attributes: StunAttribute[]): Uint8Array {
-    if (this.#software.length > 0) attributes.push({ type: 'software', value: this.#software })
-    return encodeStunMessage(
-      { method: request.method, class: cls, transactionId: request.transactionId, attributes },
-      { fingerprint: true },
-    )
+    return encodeStunResponse(request, cls, attributes, this.#software)
   }
+}
+
+/**
+ * Encodes a response to `request` (same method and transaction ID) with SOFTWARE (unless
+ * `software` is empty) and FINGERPRINT appended. `attributes` is extended in place.
+ */
+export function encodeStunResponse(
+  request: DecodedStunMessage,
+  cls: 'success' | 'error',
+  attributes: StunAttribute[],
+  software: string,
+): Uint8Array {
+  if (software.length > 0) attributes.push({ type: 'software', value: software })
+  return encodeStunMessage(
+    { method: request.method, class: cls, transactionId: request.transactionId, attributes },
+    { fingerprint: true },
+  )
+}
+
+/**
+ * Answers a Binding request received on a single address (no RFC 5780): the answer the
+ * TURN server gives everyone, authenticated or not. 420 for unknown
+ * comprehension-required attributes and for CHANGE-REQUEST asking for a change
+ * (RFC 8489 §6.3.1, RFC 5780 §6.1), 400 for a method other than Binding, else a
+ * success response with XOR-MAPPED-ADDRESS and MAPPED-ADDRESS of `from`.
+ */
+export function answerBindingRequest(
+  request: DecodedStunMessage,
+  from: TransportAddress,
+  software: string,
+): { response: Uint8Array; success: boolean } {
+  const error = (code: number, reason: string, extra: StunAttribute[] = []) => ({
+    response: encodeStunResponse(request, 'error', [{ type: 'error-code', value: { code, reason } }, ...extra], software),
+    success: false,
+  })
+  if (request.unknownRequired.length > 0) {
+    return error(420, 'Unknown Attribute', [{ type: 'unknown-attributes', value: request.unknownRequired }])
+  }
+  if (request.method !== 'binding') return error(400, 'Bad Request')
+  const change = getAttribute(request, 'change-request')?.value
+  if (change !== undefined && (change.changeIp || change.changePort)) {
+    return error(420, 'Unknown Attribute', [{ type: 'unknown-attributes', value: [0x0003] }])
+  }
+  const attributes: StunAttribute[] = [
+    { type: 'xor-mapped-address', value: from },
+    { type: 'mapped-address', value: from },
+  ]
+  return { response: encodeStunResponse(request, 'success', attributes, software), success: true }
 }
 
 function checkPort(port: number, name: string): void {

@@ -1,0 +1,173 @@
+/**
+ * The one table of `peerlink-server.toml` options: name, type, default and help of each.
+ * The parser (`config.ts`), the commented file written on the first run and the
+ * documentation are all generated from it, so they cannot drift apart.
+ *
+ * Sections exist only for servers this version has: `[stun]`, `[turn]`, plus `[log]`
+ * and `[metrics]` for the process. `[beacon]` and `[tunnel]` are refused with a clear
+ * message until those servers exist. `[turn]` uses coturn's option names (kebab-case,
+ * as in `turnserver.conf`); options coturn does not have are marked "(peerlink)".
+ *
+ * @module
+ */
+import type { LogLevel } from './logger.js'
+
+/** The value kinds an option can have, and the TypeScript type each parses to. */
+export interface OptionKinds {
+  /** Any string. */
+  string: string
+  /** A non-empty string holding a secret. */
+  secret: string
+  /** A string, or an array of strings (repeatable coturn options). */
+  'string-list': string[]
+  /** Secrets, as a string or an array of strings. */
+  'secret-list': string[]
+  /** A non-negative safe integer. */
+  integer: number
+  /** A positive number (a duration in seconds, a rate). */
+  positive: number
+  /** A port number 0–65535 (0: let the system pick). */
+  port: number
+  /** Port numbers, as one number or an array. */
+  'port-list': number[]
+  /** true or false. */
+  boolean: boolean
+  /** An IPv4 or IPv6 address. */
+  ip: string
+  /** IP addresses, as a string or an array of strings. */
+  'ip-list': string[]
+  /** A file name (relative names are relative to the config file). */
+  path: string
+  /** A pino log level. */
+  'log-level': LogLevel
+}
+
+/** Name of a value kind. */
+export type OptionKind = keyof OptionKinds
+
+/** One option of the config file. */
+export interface OptionDescriptor<K extends OptionKind = OptionKind, D extends OptionKinds[K] | undefined = OptionKinds[K] | undefined> {
+  /** Its name in the TOML file (kebab-case). */
+  readonly key: string
+  /** Its value kind. */
+  readonly kind: K
+  /** The value when the file does not set it; `undefined` when unset means "not used" or is computed (see `defaultText`). */
+  readonly default: D
+  /** Help text (one or more sentences; wrapped in the template). */
+  readonly help: string
+  /** How the default is described when it is computed (e.g. "the listening IPs"). */
+  readonly defaultText?: string
+  /** A value shown, commented out, in the template when there is no default. */
+  readonly example?: OptionKinds[K]
+  /** Lowest allowed value (numbers). */
+  readonly min?: number
+  /** Highest allowed value (numbers). */
+  readonly max?: number
+  /** Holds a secret: redacted from logs, never printed. */
+  readonly secret?: boolean
+}
+
+function option<K extends OptionKind, D extends OptionKinds[K] | undefined>(
+  key: string,
+  kind: K,
+  defaultValue: D,
+  help: string,
+  extra: Omit<OptionDescriptor<K, D>, 'key' | 'kind' | 'default' | 'help'> = {},
+): OptionDescriptor<K, D> {
+  return { key, kind, default: defaultValue, help, ...extra }
+}
+
+/** `[stun]`: the STUN server of `peerlink-server stun` (RFC 8489 Binding, RFC 5780 with two addresses). */
+export const STUN_OPTIONS = {
+  listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0'], 'Addresses to listen on (UDP). Give a second IP address of this machine to enable RFC 5780 NAT behaviour discovery (as coturn does with two listening IPs); "0.0.0.0" is every IPv4 address.'),
+  listeningPort: option('listening-port', 'port', 3478, 'UDP port.'),
+  altListeningPort: option('alt-listening-port', 'port', undefined, 'The second port for RFC 5780 (only used with two listening IPs).', { defaultText: 'listening-port + 1', example: 3479 }),
+  requestsPerSecondPerIp: option('requests-per-second-per-ip', 'positive', 50, '(peerlink) Requests answered per second from one source IP; excess is dropped, as a reflector must not amplify floods.'),
+  burstPerIp: option('burst-per-ip', 'positive', 100, '(peerlink) Burst size of the per-IP limit.'),
+  noSoftwareAttribute: option('no-software-attribute', 'boolean', false, 'Do not send the SOFTWARE attribute.'),
+}
+
+/** `[turn]`: the TURN server (RFC 8656), with coturn's option names. */
+export const TURN_OPTIONS = {
+  listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0'], 'Addresses to listen on (UDP, TCP and TLS). "0.0.0.0" is every IPv4 address, "::" every IPv6 address.'),
+  listeningPort: option('listening-port', 'port', 3478, 'UDP and TCP port (TURN and STUN Binding).'),
+  tlsListeningPort: option('tls-listening-port', 'port', 5349, 'TLS port (turns:).'),
+  extraTlsListeningPorts: option('extra-tls-listening-port', 'port-list', [], '(peerlink) More TLS ports, e.g. [443] for clients behind firewalls that only let HTTPS out.'),
+  relayIps: option('relay-ip', 'ip-list', undefined, 'Local addresses relayed addresses are allocated on; an IPv6 address enables IPv6 relaying.', { defaultText: 'the listening IPs (for a wildcard: the first non-internal address)', example: ['203.0.113.5'] }),
+  externalIp: option('external-ip', 'string-list', undefined, 'Public address reported to clients when the relay IP is private behind a 1:1 NAT (cloud VMs): "PUBLIC" or "PUBLIC/PRIVATE" (one per relay IP).', { example: ['198.51.100.7/10.0.0.5'] }),
+  minPort: option('min-port', 'port', 49152, 'Lowest relay port.', { min: 1 }),
+  maxPort: option('max-port', 'port', 65535, 'Highest relay port.', { min: 1 }),
+  realm: option('realm', 'string', 'peerlink', 'Realm of long-term credentials.'),
+  users: option('user', 'string-list', [], 'Long-term credential users, "name:password" or "name:0xKEY" (KEY = MD5(name:realm:password) in hex).', { secret: true, example: ['alice:change-me'] }),
+  useAuthSecret: option('use-auth-secret', 'boolean', undefined, 'Accept TURN REST API credentials (username "EXPIRY[:USER]", password base64(HMAC-SHA1(secret, username))).', { defaultText: 'true when static-auth-secret is set', example: true }),
+  staticAuthSecrets: option('static-auth-secret', 'secret-list', [], 'REST API shared secrets. Give several to rotate: every one is accepted, so add the new one, update the clients, then remove the old one.', { secret: true, example: ['a-long-random-shared-secret'] }),
+  restApiSeparator: option('rest-api-separator', 'string', ':', 'Separator between expiry and user in REST API usernames.'),
+  noAuth: option('no-auth', 'boolean', false, 'Serve TURN WITHOUT authentication: an open relay. Only for closed test networks.'),
+  stunOnly: option('stun-only', 'boolean', false, 'Answer STUN Binding only; TURN requests get 400.'),
+  defaultAllocateLifetime: option('default-allocate-lifetime', 'positive', 600, '(peerlink) Allocation lifetime in seconds when the client asks for less or nothing.'),
+  maxAllocateLifetime: option('max-allocate-lifetime', 'positive', 3600, 'Longest allocation lifetime granted, seconds.'),
+  permissionLifetime: option('permission-lifetime', 'positive', 300, 'Permission lifetime, seconds (RFC 8656: 300).'),
+  channelLifetime: option('channel-lifetime', 'positive', 600, 'Channel binding lifetime, seconds (RFC 8656: 600).'),
+  nonceLifetime: option('stale-nonce', 'positive', 600, 'Seconds a NONCE stays valid; older ones get 438 Stale Nonce.'),
+  nonceSecret: option('nonce-secret', 'secret', undefined, '(peerlink) Secret keying the NONCEs; servers of a fleet behind one name share it so nonces stay valid across them.', { secret: true, defaultText: 'random per process', example: 'at-least-16-characters-shared-by-the-fleet' }),
+  userQuota: option('user-quota', 'integer', 0, 'Allocations one username may hold at once (0: unlimited).'),
+  totalQuota: option('total-quota', 'integer', 0, 'Allocations the server holds at once (0: unlimited).'),
+  maxBps: option('max-bps', 'integer', 0, 'Bytes per second one allocation may relay in each direction (0: unlimited).'),
+  maxPermissionsPerAllocation: option('max-permissions-per-allocation', 'integer', 100, '(peerlink) Peer IP addresses one allocation may hold permissions for.'),
+  deniedPeerIps: option('denied-peer-ip', 'string-list', [], 'Peer addresses refused, on top of the built-in list (loopback, private, link-local, multicast, reserved…): "IP", "FROM-TO" or "IP/PREFIX".', { example: ['203.0.113.0/24'] }),
+  allowedPeerIps: option('allowed-peer-ip', 'string-list', [], 'Peer addresses allowed even if denied (allow wins), same forms as denied-peer-ip.', { example: ['10.1.2.0/24'] }),
+  allowLoopbackPeers: option('allow-loopback-peers', 'boolean', false, 'Allow relaying to 127.0.0.0/8 and ::1 (tests, local setups; --loopback sets it).'),
+  noUdp: option('no-udp', 'boolean', false, 'Do not listen on UDP.'),
+  noTcp: option('no-tcp', 'boolean', false, 'Do not listen on TCP.'),
+  noTls: option('no-tls', 'boolean', false, 'Do not listen on TLS.'),
+  cert: option('cert', 'path', undefined, 'TLS certificate chain (PEM) for the TLS ports.', { defaultText: "the data directory's cert.pem", example: '/etc/letsencrypt/live/turn.example.com/fullchain.pem' }),
+  pkey: option('pkey', 'path', undefined, 'Its private key (PEM); refused when group or others can read it.', { defaultText: "the data directory's key.pem", example: '/etc/letsencrypt/live/turn.example.com/privkey.pem' }),
+  unauthorizedResponsesPerSecondPerIp: option('unauthorized-responses-per-second-per-ip', 'positive', 20, '(peerlink) 401 answers per second to one source IP; beyond it requests are dropped, so password guessing stays slow.'),
+  unauthorizedResponsesBurstPerIp: option('unauthorized-responses-burst-per-ip', 'positive', 100, '(peerlink) Burst of 401 answers per source IP.'),
+  bindingRequestsPerSecondPerIp: option('binding-requests-per-second-per-ip', 'positive', 50, '(peerlink) STUN Binding requests over UDP answered per second per source IP.'),
+  strictChannelNumbers: option('strict-channel-numbers', 'boolean', false, '(peerlink) Accept only RFC 8656 channel numbers 0x4000-0x4FFF (by default 0x4000-0x7FFF, as coturn).'),
+  noSoftwareAttribute: option('no-software-attribute', 'boolean', false, 'Do not send the SOFTWARE attribute.'),
+}
+
+/** `[log]`: the log file and console. */
+export const LOG_OPTIONS = {
+  level: option('level', 'log-level', 'info', 'Minimum level logged: fatal, error, warn, info, debug, trace or silent.'),
+  maxFileBytes: option('max-file-bytes', 'integer', 10 * 1024 * 1024, 'Size at which logs/peerlink-server.log is rotated (to .1, .2, …).', { min: 1024 }),
+  maxFiles: option('max-files', 'integer', 5, 'Rotated log files kept.', { max: 100 }),
+}
+
+/** `[metrics]`: the Prometheus endpoint. */
+export const METRICS_OPTIONS = {
+  enabled: option('enabled', 'boolean', false, 'Serve Prometheus metrics at http://HOST:PORT/metrics.'),
+  host: option('host', 'ip', '127.0.0.1', 'Address of the metrics endpoint. Loopback only by default: metrics reveal load and usage, so exposing them (e.g. "0.0.0.0") should be a deliberate choice.'),
+  port: option('port', 'port', 9641, 'TCP port of the metrics endpoint (coturn uses 9641 too).'),
+  defaultMetrics: option('default-metrics', 'boolean', true, 'Include the process metrics (CPU, memory, event loop lag).'),
+}
+
+/** Every section the config file may have, in file order, with a one-line description. */
+export const CONFIG_SECTIONS = {
+  stun: { title: 'STUN server (peerlink-server stun): RFC 8489 Binding, RFC 5780 with two listening IPs.', options: STUN_OPTIONS },
+  turn: { title: "TURN server (peerlink-server turn), coturn's option names.", options: TURN_OPTIONS },
+  log: { title: 'Logs: the console, and logs/peerlink-server.log in the data directory.', options: LOG_OPTIONS },
+  metrics: { title: 'Prometheus metrics.', options: METRICS_OPTIONS },
+} as const
+
+/** Names of the config file's sections. */
+export type ConfigSectionName = keyof typeof CONFIG_SECTIONS
+
+/** Sections recognised but refused: their servers are not in this version yet. */
+export const FUTURE_SECTIONS: readonly string[] = ['beacon', 'tunnel']
+
+/** The parsed values of one section's options table. */
+export type SectionValues<T> = {
+  readonly [P in keyof T]: T[P] extends OptionDescriptor<infer K, infer D> ? OptionKinds[K] | (undefined extends D ? undefined : never) : never
+}
+
+/** `[stun]`, parsed. */
+export type StunConfig = SectionValues<typeof STUN_OPTIONS>
+/** `[turn]`, parsed (paths absolute). */
+export type TurnConfig = SectionValues<typeof TURN_OPTIONS>
+/** `[log]`, parsed. */
+export type LogConfig = SectionValues<typeof LOG_OPTIONS>
+/** `[metrics]`, parsed. */
+export type MetricsConfig = SectionValues<typeof METRICS_OPTIONS>

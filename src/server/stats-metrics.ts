@@ -1,0 +1,40 @@
+/**
+ * How each server's `stats` counters are exposed as Prometheus metrics (with
+ * {@link ServerMetrics.addStats}): every field of the stats interfaces is listed, so a
+ * field added to a server without a metric fails to compile here.
+ *
+ * @module
+ */
+import type { StatsField } from './metrics.js'
+import type { StunServerStats } from './stun/stun-server.js'
+import type { TurnServerStats } from './turn/turn-server-stats.js'
+
+/** `peerlink_stun_…` metrics of a `StunServer`'s stats. */
+export const STUN_STATS_METRICS: { readonly [K in keyof StunServerStats]-?: StatsField } = {
+  bindingResponses: { type: 'counter', help: 'STUN Binding requests answered with success' },
+  errorResponses: { type: 'counter', help: 'STUN requests answered with an error (400, 420)' },
+  malformed: { type: 'counter', help: 'Datagrams that were not well-formed STUN (dropped)' },
+  rateLimited: { type: 'counter', help: 'Requests dropped by the per-IP rate limit' },
+}
+
+/** `peerlink_turn_…` metrics of a TURN server's stats. */
+export const TURN_STATS_METRICS: { readonly [K in keyof TurnServerStats]-?: StatsField } = {
+  allocations: { type: 'gauge', help: 'TURN allocations in force' },
+  allocationsCreated: { type: 'counter', help: 'TURN allocations created' },
+  connections: { type: 'gauge', help: 'TCP and TLS client connections open' },
+  packetsToPeers: { type: 'counter', help: 'Packets relayed from clients to peers' },
+  bytesToPeers: { type: 'counter', help: 'Application bytes relayed from clients to peers' },
+  packetsFromPeers: { type: 'counter', help: 'Packets relayed from peers to clients' },
+  bytesFromPeers: { type: 'counter', help: 'Application bytes relayed from peers to clients' },
+  droppedPackets: { type: 'counter', help: 'Data packets dropped (no permission or channel, over max-bps, slow reader)' },
+  bindingResponses: { type: 'counter', help: 'STUN Binding requests answered with success' },
+  errorResponses: { type: 'counter', help: 'Error responses sent' },
+  unauthorized: { type: 'counter', help: '401 responses sent (challenges and failures)' },
+  authFailures: { type: 'counter', help: 'Requests with wrong credentials' },
+  staleNonces: { type: 'counter', help: '438 Stale Nonce responses sent' },
+  forbidden: { type: 'counter', help: '403 responses (peer address refused by policy)' },
+  quotaRejections: { type: 'counter', help: '486 Allocation Quota Reached responses' },
+  capacityRejections: { type: 'counter', help: '508 Insufficient Capacity responses' },
+  rateLimited: { type: 'counter', help: 'Requests dropped by a per-IP rate limit' },
+  malformed: { type: 'counter', help: 'Datagrams or frames that did not decode' },
+}
