@@ -199,11 +199,9 @@ export class BeaconRouter implements SessionHost {
 
   closed(session: BeaconSession): Promise<void> {
     this.sessions.delete(session.id)
-    if (this.unauthenticated.delete(session)) {
-      this.stats.connections--
-      return Promise.resolve()
-    }
+    this.unauthenticated.delete(session)
     this.stats.connections--
+    if (session.peerId === undefined) return Promise.resolve()
     this.stats.authenticated--
     const keys = [...session.keys]
     session.keys.clear()

@@ -278,6 +278,9 @@ export class BeaconServer {
     const closed = this.#listeners.map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve())))
     for (const { server } of this.#listeners) server.closeIdleConnections()
     for (const session of this.#router.sessions.values()) session.close(CLOSE_CODES.goingAway, 'Beacon shutting down', 1_000)
+    await this.#router.drain()
+    // Connections still in their TLS handshake or HTTP request (not WebSockets yet).
+    for (const { server } of this.#listeners) server.closeAllConnections()
     await Promise.all(closed)
     await this.#router.drain()
     await this.#registry.close()

@@ -10,16 +10,15 @@ import { randomPortRange, runUclient, startEchoPeer, type EchoPeer } from './cot
 
 const SECRET = 'uclient-shared-secret'
 const MESSAGES = 40
-const CLIENTS = 5
+const CLIENTS = 4
 
 describe('turnutils_uclient against TurnServer (REST API credentials)', () => {
   let server: TurnServer
-  let peer: EchoPeer
+  const peers: EchoPeer[] = []
   let port: number
   let tlsPort: number
 
   beforeAll(async () => {
-    peer = await startEchoPeer()
     server = await TurnServer.listen({
       listeningIps: ['127.0.0.1'],
       listeningPort: 0,
@@ -37,7 +36,7 @@ describe('turnutils_uclient against TurnServer (REST API credentials)', () => {
 
   afterAll(async () => {
     await server?.close()
-    await peer?.stop()
+    await Promise.all(peers.map((peer) => peer.stop()))
   })
 
   const cases: [string, string[]][] = [
@@ -47,15 +46,18 @@ describe('turnutils_uclient against TurnServer (REST API credentials)', () => {
     ['TCP, Send indications', ['-t', '-s']],
     ['TLS, channels', ['-t', '-S']],
   ]
-  // uclient spends seconds in fixed waits: the cases run side by side.
+  // uclient spends seconds in fixed waits: the cases run side by side, each with its own
+  // echo peer (one shared turnutils_peer could overflow its socket buffer on a busy machine).
   for (const [name, flags] of cases) {
     it.concurrent(`${name}: no loss`, async () => {
+      const peer = await startEchoPeer()
+      peers.push(peer)
       const result = await runUclient([
         ...flags,
         '-W', SECRET, '-u', 'alice',
         '-e', '127.0.0.1', '-r', String(peer.port),
         '-X', '-g',
-        '-m', String(CLIENTS), '-n', String(MESSAGES), '-l', '1000', '-z', '10',
+        '-m', String(CLIENTS), '-n', String(MESSAGES), '-l', '1000', '-z', '20',
         '-p', String(flags.includes('-S') ? tlsPort : port), '127.0.0.1',
       ])
       const detail = result.output.split('\n').slice(-15).join('\n')
