@@ -139,9 +139,10 @@ async function measure(kind, transport) {
   const dir = mkdtempSync(join(os.tmpdir(), 'peerlink-bench-turn-'))
   const port = await freePort()
   const peerPort = await freePort()
-  const minPort = 50000 + Math.floor(Math.random() * 5000)
+  // Below Linux's ephemeral range (32768+), where other sockets on the machine could sit.
+  const minPort = 20000 + Math.floor(Math.random() * 8000)
   const peer = spawn('turnutils_peer', ['-L', HOST, '-p', String(peerPort)], { stdio: 'ignore' })
-  const server = await startServer(kind, port, minPort, minPort + 2 * CLIENTS + 50, dir)
+  const server = await startServer(kind, port, minPort, minPort + 4 * CLIENTS + 1000, dir)
   try {
     await sleep(300)
     const rssIdle = rssKiB(server.pid)
@@ -157,6 +158,7 @@ async function measure(kind, transport) {
     const after = cpuTicks(server.pid)
     clearInterval(sampler)
     const clients = parseClients(out)
+    if (Number.isNaN(clients.received)) throw new Error(`turnutils_uclient exited ${code}: ${out.trim().split('\n').slice(-4).join(' | ')}`)
     const relayed = 2 * clients.received
     const cpuSeconds = (after - before) / TICKS
     return {

@@ -161,6 +161,7 @@ export class BeaconServer {
   readonly #wss: WebSocketServer
   readonly #perIp = new Map<string, number>()
   readonly #timers: Array<ReturnType<typeof setInterval>>
+  readonly #heartbeatSlots: Array<Set<BeaconSession>>
   readonly #options: ResolvedOptions
   #nextSession = 0
   #closing: Promise<void> | undefined
@@ -190,12 +191,13 @@ export class BeaconServer {
     for (const { server } of listeners) {
       server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head))
     }
-    // Heartbeats are spread over the interval: sessions are split into `slots` groups by
-    // id and one group is visited per tick, so that 20,000 pings never leave at once.
-    const slots = Math.max(1, Math.min(20, Math.floor(options.heartbeatMs / 50)))
+    // Heartbeats are spread over the interval: sessions are split into groups by id and
+    // one group is visited every ~50 ms, so that 20,000 pings never leave at once.
+    const slots = Math.max(1, Math.floor(options.heartbeatMs / 50))
+    this.#heartbeatSlots = Array.from({ length: slots }, () => new Set<BeaconSession>())
     let tick = 0
     this.#timers = [
-      setInterval(() => this.#heartbeat(tick++ % slots, slots), options.heartbeatMs / slots),
+      setInterval(() => this.#heartbeat(this.#heartbeatSlots[tick++ % slots]!), options.heartbeatMs / slots),
       setInterval(() => this.#expireHellos(), Math.max(50, Math.min(1_000, options.helloTimeoutMs / 2))),
     ]
   }
@@ -312,19 +314,21 @@ export class BeaconServer {
       return
     }
     this.#perIp.set(observed.host, count + 1)
+    const session = new BeaconSession(this.#router, ++this.#nextSession, ws, observed)
+    const slot = this.#heartbeatSlots[session.id % this.#heartbeatSlots.length]!
+    slot.add(session)
     ws.once('close', () => {
+      slot.delete(session)
       const left = (this.#perIp.get(observed.host) ?? 1) - 1
       if (left <= 0) this.#perIp.delete(observed.host)
       else this.#perIp.set(observed.host, left)
     })
-    const session = new BeaconSession(this.#router, ++this.#nextSession, ws, observed)
     this.#router.add(session)
     session.start()
   }
 
-  #heartbeat(slot: number, slots: number): void {
-    for (const session of this.#router.sessions.values()) {
-      if (session.id % slots !== slot) continue
+  #heartbeat(slot: Set<BeaconSession>): void {
+    for (const session of slot) {
       if (!session.alive) {
         session.terminate()
         continue

@@ -296,7 +296,7 @@ function encodeEntry(entry: RegistryEntry): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }
 
-/** Decodes an entry written by {@link encodeEntry}; `undefined` for anything else. */
+/** Decodes an entry written by `encodeEntry`; `undefined` for anything else. */
 function decodeEntry(value: Buffer): RegistryEntry | undefined {
   try {
     const wire = decode(value) as Record<string, unknown>

@@ -33,8 +33,8 @@
  * | `allow-loopback-peers`         | `allowLoopbackPeers`                     | false                  |
  * | `no-udp` / `no-tcp` / `no-tls` | `noUdp` / `noTcp` / `noTls`              | false                  |
  * | `cert` / `pkey` (file names)   | `tls: { cert, key }` (PEM contents)      | none (no TLS)          |
- * | (none)                         | `unauthorizedResponsesPerSecondPerIp`    | 20                     |
- * | (none)                         | `unauthorizedResponsesBurstPerIp`        | 100                    |
+ * | (none)                         | `unauthorizedResponsesPerSecondPerIp`    | 200                    |
+ * | (none)                         | `unauthorizedResponsesBurstPerIp`        | 1000                   |
  * | (none)                         | `bindingRequestsPerSecondPerIp`          | 50                     |
  * | (none)                         | `strictChannelNumbers`                   | false                  |
  * | (none)                         | `nonceSecret`                            | random per process     |
@@ -257,12 +257,12 @@ export interface TurnServerOptions {
   /**
    * 401 answers per second sent to one source IP (a token bucket); requests beyond it
    * are dropped unanswered, so password guessing and reflection stay slow.
-   * @default 20
+   * @default 200 (many clients may share one NAT address)
    */
   unauthorizedResponsesPerSecondPerIp?: number
   /**
    * Burst of 401 answers per source IP.
-   * @default 100
+   * @default 1000
    */
   unauthorizedResponsesBurstPerIp?: number
   /**
@@ -573,8 +573,8 @@ export function resolveTurnServerOptions(options: TurnServerOptions = {}): Resol
     udp: options.noUdp !== true,
     tcp: options.noTcp !== true,
     tls: tlsPorts.length > 0 ? options.tls : undefined,
-    unauthorizedPerSecond: rate(options.unauthorizedResponsesPerSecondPerIp, 20, 'unauthorizedResponsesPerSecondPerIp'),
-    unauthorizedBurst: rate(options.unauthorizedResponsesBurstPerIp, 100, 'unauthorizedResponsesBurstPerIp'),
+    unauthorizedPerSecond: rate(options.unauthorizedResponsesPerSecondPerIp, 200, 'unauthorizedResponsesPerSecondPerIp'),
+    unauthorizedBurst: rate(options.unauthorizedResponsesBurstPerIp, 1000, 'unauthorizedResponsesBurstPerIp'),
     bindingPerSecond: rate(options.bindingRequestsPerSecondPerIp, 50, 'bindingRequestsPerSecondPerIp'),
     maxChannelNumber: options.strictChannelNumbers === true ? 0x4fff : 0x7fff,
     nonceSecret: options.nonceSecret,
