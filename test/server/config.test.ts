@@ -146,6 +146,14 @@ no-software-attribute = true
     for (const prop of Object.keys(TURN_OPTIONS)) expect(options).toHaveProperty(special[prop] ?? prop)
   })
 
+  it("the [turn] table's defaults are the TURN server's own defaults (no drift between the two)", () => {
+    const fromConfig = resolveTurnServerOptions(turnServerOptions(parse('').turn, undefined))
+    const fromServer = resolveTurnServerOptions({})
+    const comparable = (resolved: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(resolved).filter(([, value]) => ['number', 'boolean', 'string'].includes(typeof value)))
+    expect(comparable(fromConfig as unknown as Record<string, unknown>)).toEqual(comparable(fromServer as unknown as Record<string, unknown>))
+  })
+
   it('[stun]: a second listening IP enables RFC 5780', () => {
     expect(stunServerOptions(parse('').stun)).toEqual({ host: '0.0.0.0', port: 3478, software: 'peerlink', requestsPerSecondPerIp: 50, burstPerIp: 100 })
     const options = stunServerOptions(parse('[stun]\nlistening-ip = ["127.0.0.1", "127.0.0.2"]\nlistening-port = 0\nalt-listening-port = 0').stun)
