@@ -1,0 +1,89 @@
+/**
+ * The Beacon's proof of key and rendezvous keys.
+ *
+ * A client proves it holds the key of its PeerId by signing, with the domain tag
+ * `peerlink/beacon-auth/v1`, the bytes `version (1 byte) ‖ nonce (32) ‖ certificate
+ * hash (32)`: the server's fresh challenge nonce and the SHA-256 of the TLS certificate
+ * the client saw. A man in the middle that terminates TLS with its own certificate gets
+ * a signature over *its* certificate hash, which the real Beacon (checking against its
+ * own certificate) refuses: the proof cannot be relayed.
+ *
+ * Only then may the client register the token of its PeerId,
+ * `SHA-256("peerlink/beacon-token/v1" ‖ PeerId text)`, the key under which others
+ * reach it by PeerId. Rendezvous identifiers (symmetric mode) live in a separate key
+ * space, so announcing an identifier can never shadow a peer's token.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import { InvalidArgumentError } from '../errors.js'
+import type { Identity } from '../identity/identity.js'
+import { publicKeyFromPeerId } from '../identity/peer-id.js'
+import { sign, verify } from '../identity/signature.js'
+import { BEACON_MAX_TOPIC_BYTES, BEACON_NONCE_BYTES } from './beacon-messages.js'
+
+/** Domain-separation prefix of {@link beaconToken}. */
+export const BEACON_TOKEN_DOMAIN = 'peerlink/beacon-token/v1'
+
+/**
+ * The token a peer registers for connect-by-PeerId:
+ * `SHA-256("peerlink/beacon-token/v1" ‖ UTF-8 of the PeerId text)`. The text form is
+ * canonical (one text per key, and the Beacon registers only PeerIds it parsed in full),
+ * so hashing it is as unambiguous as hashing the key, and much cheaper than parsing it.
+ */
+export function beaconToken(peerId: string): Uint8Array {
+  if (typeof peerId !== 'string') throw new InvalidArgumentError('peerId must be a string')
+  return new Uint8Array(createHash('sha256').update(BEACON_TOKEN_DOMAIN).update(peerId, 'utf8').digest())
+}
+
+/**
+ * The bytes a client signs to answer a challenge: `version ‖ nonce ‖ certHash`.
+ *
+ * @throws {@link InvalidArgumentError} when the nonce is not 32 bytes or the hash not 32 bytes.
+ */
+export function beaconAuthPayload(version: number, nonce: Uint8Array, certHash: Uint8Array): Uint8Array {
+  if (!Number.isInteger(version) || version < 1 || version > 255) throw new InvalidArgumentError('version must be an integer from 1 to 255')
+  if (!(nonce instanceof Uint8Array) || nonce.byteLength !== BEACON_NONCE_BYTES) throw new InvalidArgumentError(`nonce must be ${BEACON_NONCE_BYTES} bytes`)
+  if (!(certHash instanceof Uint8Array) || certHash.byteLength !== 32) throw new InvalidArgumentError('certHash must be the 32-byte SHA-256 of the DER certificate')
+  const out = new Uint8Array(1 + BEACON_NONCE_BYTES + 32)
+  out[0] = version
+  out.set(nonce, 1)
+  out.set(certHash, 1 + BEACON_NONCE_BYTES)
+  return out
+}
+
+/** Signs a challenge (see the module notes). */
+export function signBeaconChallenge(identity: Identity, version: number, nonce: Uint8Array, certHash: Uint8Array): Uint8Array {
+  return sign(identity.keyPair.secretKey, 'peerlink/beacon-auth/v1', beaconAuthPayload(version, nonce, certHash))
+}
+
+/**
+ * Checks a client's answer to a challenge: true only when `signature` was made by the
+ * key of `peerId` over this version, nonce and certificate hash.
+ */
+export function verifyBeaconHello(peerId: string, signature: Uint8Array, version: number, nonce: Uint8Array, certHash: Uint8Array): boolean {
+  let publicKey: Uint8Array
+  try {
+    publicKey = publicKeyFromPeerId(peerId)
+  } catch {
+    return false
+  }
+  return verify(publicKey, 'peerlink/beacon-auth/v1', beaconAuthPayload(version, nonce, certHash), signature)
+}
+
+/** The registry key of a PeerId's token (connect-by-PeerId): `p:` and the token in base64url. */
+export function beaconPeerKey(peerId: string): string {
+  return `p:${createHash('sha256').update(BEACON_TOKEN_DOMAIN).update(peerId, 'utf8').digest('base64url')}`
+}
+
+/**
+ * The registry key of a rendezvous identifier (symmetric mode).
+ *
+ * @throws {@link InvalidArgumentError} when `topic` is not 1 to 64 bytes.
+ */
+export function beaconTopicKey(topic: Uint8Array): string {
+  if (!(topic instanceof Uint8Array) || topic.byteLength < 1 || topic.byteLength > BEACON_MAX_TOPIC_BYTES) {
+    throw new InvalidArgumentError(`a rendezvous identifier must be 1 to ${BEACON_MAX_TOPIC_BYTES} bytes`)
+  }
+  return `t:${Buffer.from(topic.buffer, topic.byteOffset, topic.byteLength).toString('base64url')}`
+}

@@ -1,0 +1,126 @@
+/**
+ * Where a Beacon keeps its registrations (PeerId tokens and announced rendezvous
+ * identifiers) and how it reaches sessions held by other instances of a fleet.
+ *
+ * One small interface, two implementations: {@link MemoryRegistry} (one process, the
+ * default) and `RedisRegistry` (a fleet sharing a Redis server, loaded only when
+ * configured). Registrations belong to a session of an instance; they disappear when
+ * the session closes, and, in Redis, when their instance stops refreshing its liveness
+ * key (it died).
+ *
+ * @module
+ */
+import type { TransportAddress } from '../../stun/address.js'
+
+/** What a registration records about its peer. */
+export interface RegistryEntry {
+  /** The authenticated PeerId of the registering session. */
+  peerId: string
+  /** The session's addresses as its Beacon saw them. */
+  observed: TransportAddress[]
+  /** The announcement's id (symmetric mode). */
+  mid?: Uint8Array
+  /** The announcement's opaque payload (symmetric mode). */
+  payload?: Uint8Array
+  /** When it was registered (milliseconds since the epoch); lookups return the newest first. */
+  at: number
+}
+
+/** A registration found by {@link BeaconRegistry.lookup}. */
+export interface RegistryRecord {
+  /** The instance holding the session. */
+  instance: string
+  /** The session's id within its instance. */
+  session: number
+  /** What was registered. */
+  entry: RegistryEntry
+}
+
+/** Storage of registrations and delivery between instances. */
+export interface BeaconRegistry {
+  /** This instance's id (unique in the fleet). */
+  readonly instanceId: string
+  /** `memory` or `redis`. */
+  readonly kind: 'memory' | 'redis'
+  /** Registers (or replaces) `session`'s entry under `key`. */
+  add(key: string, session: number, entry: RegistryEntry): Promise<void>
+  /** Removes `session`'s entry under `key` (no-op when absent). */
+  remove(key: string, session: number): Promise<void>
+  /** Up to `limit` live registrations under `key`, newest first. */
+  lookup(key: string, limit: number): Promise<RegistryRecord[]>
+  /** Forgets a registration found dead (its instance did not take a forwarded message). */
+  forget(record: RegistryRecord, key: string): Promise<void>
+  /**
+   * Hands `envelope` to instance `instance` (its {@link BeaconRegistry.onForward} handler).
+   * Resolves false when no such instance is running.
+   */
+  forward(instance: string, envelope: Uint8Array): Promise<boolean>
+  /** Sets the handler of envelopes forwarded to this instance. */
+  onForward(handler: (envelope: Uint8Array) => void): void
+  /** Removes every registration of this instance and releases connections; idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * Registrations in this process's memory: a single Beacon instance. Forwarding to
+ * another instance always fails (there is none).
+ */
+export class MemoryRegistry implements BeaconRegistry {
+  readonly instanceId: string
+  readonly kind = 'memory' as const
+  // Insertion order is registration order: re-adding moves an entry to the end (newest).
+  readonly #keys = new Map<string, Map<number, RegistryEntry>>()
+
+  constructor(instanceId: string) {
+    this.instanceId = instanceId
+  }
+
+  /** Number of keys with at least one registration. */
+  get size(): number {
+    return this.#keys.size
+  }
+
+  add(key: string, session: number, entry: RegistryEntry): Promise<void> {
+    let sessions = this.#keys.get(key)
+    if (sessions === undefined) {
+      sessions = new Map()
+      this.#keys.set(key, sessions)
+    }
+    sessions.delete(session)
+    sessions.set(session, entry)
+    return Promise.resolve()
+  }
+
+  remove(key: string, session: number): Promise<void> {
+    const sessions = this.#keys.get(key)
+    if (sessions !== undefined && sessions.delete(session) && sessions.size === 0) this.#keys.delete(key)
+    return Promise.resolve()
+  }
+
+  lookup(key: string, limit: number): Promise<RegistryRecord[]> {
+    const sessions = this.#keys.get(key)
+    if (sessions === undefined || limit <= 0) return Promise.resolve([])
+    const all = [...sessions]
+    const records: RegistryRecord[] = []
+    for (let i = all.length - 1; i >= 0 && records.length < limit; i--) {
+      const [session, entry] = all[i]!
+      records.push({ instance: this.instanceId, session, entry })
+    }
+    return Promise.resolve(records)
+  }
+
+  forget(record: RegistryRecord, key: string): Promise<void> {
+    return this.remove(key, record.session)
+  }
+
+  forward(): Promise<boolean> {
+    return Promise.resolve(false)
+  }
+
+  onForward(): void {}
+
+  close(): Promise<void> {
+    this.#keys.clear()
+    return Promise.resolve()
+  }
+}
