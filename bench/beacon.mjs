@@ -9,12 +9,13 @@
 // registered for connect-by-PeerId — in `--procs` other processes. Pair k is peers 2k
 // and 2k+1 of one process, on one Beacon. Each process holds at most 20,000 file
 // descriptors on the machines this was written on (a hard limit), so 20,000 peers need
-// at least two Beacon processes; `--servers 1 --peers 19000` measures one process.
+// at least two Beacon processes; `--servers 1 --procs 1 --peers 19900` measures one.
 //
 // RSS per peer = (Beacon RSS with the peers − RSS before they came) ÷ peers, after GC.
 // The peer processes run with --max-semi-space-size=32 (fewer GC pauses in the load
-// generator); the Beacons run with Node's defaults, or with the flags in
-// BEACON_BENCH_NODE_ARGS. BEACON_BENCH_TRACE_GC=1 adds --trace-gc to every process.
+// generator); the Beacons run with Node's defaults. Extra flags: BEACON_BENCH_NODE_ARGS
+// (Beacons), BEACON_BENCH_PEER_NODE_ARGS (peers); BEACON_BENCH_TRACE_GC=1 adds --trace-gc.
+// The Beacon's CPU time is also sampled for 5 s with the peers held and idle (heartbeats).
 // Introductions are paced (open loop) at each rate for --duration seconds; latency is
 // measured from the scheduled time to the moment both peers know each other:
 //   signal      A's offer reached B (with A's observed address) and A has the Beacon's
@@ -80,7 +81,7 @@ try {
   for (let p = 0; p < PROCS && first < PEERS; p++) {
     const count = Math.min(perProc, PEERS - first)
     const serverOf = Array.from({ length: count }, (_, i) => Math.floor((first + i) / 2) % SERVERS)
-    const child = fork(here('./fixtures/beacon-peers.mjs'), [], { execArgv: ['--max-semi-space-size=32', ...(process.env.BEACON_BENCH_PEER_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(process.env.BEACON_BENCH_PROF_PEERS ? ['--cpu-prof', '--cpu-prof-dir=/tmp/profp'] : []), ...(process.env.BEACON_BENCH_TRACE_GC ? ['--trace-gc'] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(here('./fixtures/beacon-peers.mjs'), [], { execArgv: ['--max-semi-space-size=32', ...(process.env.BEACON_BENCH_PEER_NODE_ARGS ?? '').split(' ').filter(Boolean), ...(process.env.BEACON_BENCH_TRACE_GC ? ['--trace-gc'] : [])], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     await request(child, undefined, 'ready')
     peerProcs.push(child)
     connectPlan.push({ child, message: { cmd: 'connect', specs: servers.map((s) => s.spec), count, concurrency: CONCURRENCY, serverOf } })

@@ -205,10 +205,10 @@ export class BeaconServer {
   /**
    * Starts a Beacon: connects to Redis when configured, then listens.
    *
-   * @throws {@link InvalidArgumentError} at once for bad options.
-   * @throws {@link SocketBindError} (rejects) when a port is taken or an address is not local.
+   * @throws `InvalidArgumentError` at once for bad options.
+   * @throws `SocketBindError` (rejects) when a port is taken or an address is not local.
    * @throws `Error` (rejects) when Redis cannot be reached.
-   * @throws {@link AbortError} (rejects) when `signal` fires first.
+   * @throws `AbortError` (rejects) when `signal` fires first.
    */
   static async listen(options: BeaconServerOptions): Promise<BeaconServer> {
     const resolved = resolveOptions(options)
