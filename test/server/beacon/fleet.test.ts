@@ -16,7 +16,7 @@ import { type RedisProcess, startRedis } from './redis.js'
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const childScript = fileURLToPath(new URL('./fixtures/beacon-child.mjs', import.meta.url))
 const fast = { minDelayMs: 50, maxDelayMs: 300, connectTimeout: 3_000, requestTimeout: 3_000 }
-const TTL_MS = 1_000
+const TTL_MS = 2_000 // refreshed every TTL/3: the key outlives a kill by at least 1.3 s
 const PREFIX = 'peerlink:beacon:'
 
 /** The child runs the compiled server: dist/ must exist and be newer than the Beacon sources. */
