@@ -12,9 +12,6 @@ import type { Allocation } from './allocation.js'
 /** Transport between a client and the TURN server. */
 export type ClientTransport = 'udp' | 'tcp' | 'tls'
 
-/** Zero bytes to pad relayed data to a multiple of 4 (index: padding length). */
-export const PADDING: readonly Buffer[] = [Buffer.alloc(0), Buffer.alloc(1), Buffer.alloc(2), Buffer.alloc(3)]
-
 /**
  * One client 5-tuple: holds its allocation (at most one, RFC 8656 §2.2) and sends to
  * the client. Listeners subclass it.
@@ -69,9 +66,9 @@ export abstract class ClientLink {
   abstract sendMessage(message: Uint8Array): void
 
   /**
-   * Sends relayed data to the client: `head` (ChannelData header or Data indication up
-   * to the DATA value), `body`, then `padding` zero bytes. Returns false when dropped
-   * (a stream client that does not read).
+   * Sends relayed data to the client: one whole ChannelData message or Data indication,
+   * which the link may hold until it is sent (the caller must not reuse it). Returns
+   * false when dropped (a stream client that does not read).
    */
-  abstract sendData(head: Buffer, body: Uint8Array, padding: number): boolean
+  abstract sendData(frame: Buffer): boolean
 }

@@ -1,8 +1,8 @@
 /**
  * The TURN data path's STUN messages, read and written without the general codec:
  * Send indications from clients (RFC 8656 §10.2) are scanned for XOR-PEER-ADDRESS and
- * DATA only, and Data indications to clients (§10.3) are written as a header in front of
- * the relayed bytes, which are never copied.
+ * DATA only, and Data indications to clients (§10.3) are written straight into one buffer
+ * with the relayed bytes.
  *
  * @module
  */
@@ -102,30 +102,32 @@ const tidPrefix = randomBytes(8)
 let tidCounter = 0
 
 /**
- * The bytes of a Data indication (RFC 8656 §10.3) up to the DATA value: header,
- * XOR-PEER-ADDRESS of the peer and the DATA attribute header. The caller sends the data
- * after it, then `(4 - length % 4) % 4` zero bytes of padding.
+ * A Data indication (RFC 8656 §10.3) carrying `data` from a peer: header,
+ * XOR-PEER-ADDRESS of the peer, DATA and its padding, in one new buffer (one copy of the
+ * data; cheaper to send than a header and the data as two buffers).
  *
  * @param ip - the peer IP's 4 or 16 bytes.
  */
-export function dataIndicationHead(ip: Uint8Array, port: number, dataLength: number): Buffer {
+export function dataIndication(ip: Uint8Array, port: number, data: Uint8Array): Buffer {
   const addressLength = ip.length === 4 ? 8 : 20
-  const size = STUN_HEADER_LENGTH + 4 + addressLength + 4
-  const head = Buffer.allocUnsafe(size)
-  head.writeUInt16BE(DATA_INDICATION_TYPE, 0)
-  head.writeUInt16BE(size - STUN_HEADER_LENGTH + ((dataLength + 3) & ~3), 2)
-  head.writeUInt32BE(STUN_MAGIC_COOKIE, 4)
-  tidPrefix.copy(head, 8)
+  const at = STUN_HEADER_LENGTH + 4 + addressLength // the DATA attribute header
+  const padded = (data.length + 3) & ~3
+  const message = Buffer.allocUnsafe(at + 4 + padded)
+  message.writeUInt16BE(DATA_INDICATION_TYPE, 0)
+  message.writeUInt16BE(at + 4 + padded - STUN_HEADER_LENGTH, 2)
+  message.writeUInt32BE(STUN_MAGIC_COOKIE, 4)
+  tidPrefix.copy(message, 8)
   tidCounter = (tidCounter + 1) >>> 0
-  head.writeUInt32BE(tidCounter, 16)
-  head.writeUInt16BE(XOR_PEER_ADDRESS, 20)
-  head.writeUInt16BE(addressLength, 22)
-  head[24] = 0
-  head[25] = ip.length === 4 ? 0x01 : 0x02
-  head.writeUInt16BE(port ^ COOKIE_HIGH, 26)
-  for (let i = 0; i < ip.length; i++) head[28 + i] = (ip[i] as number) ^ (head[4 + i] as number)
-  const at = 28 + ip.length
-  head.writeUInt16BE(DATA, at)
-  head.writeUInt16BE(dataLength, at + 2)
-  return head
+  message.writeUInt32BE(tidCounter, 16)
+  message.writeUInt16BE(XOR_PEER_ADDRESS, 20)
+  message.writeUInt16BE(addressLength, 22)
+  message[24] = 0
+  message[25] = ip.length === 4 ? 0x01 : 0x02
+  message.writeUInt16BE(port ^ COOKIE_HIGH, 26)
+  for (let i = 0; i < ip.length; i++) message[28 + i] = (ip[i] as number) ^ (message[4 + i] as number)
+  message.writeUInt16BE(DATA, at)
+  message.writeUInt16BE(data.length, at + 2)
+  message.set(data, at + 4)
+  message.fill(0, at + 4 + data.length)
+  return message
 }

@@ -14,6 +14,7 @@
 
 import { BlockList, isIP } from 'node:net'
 import { InvalidArgumentError } from '../../errors.js'
+import { BoundedMap } from './bounded-map.js'
 
 /** IPv4 ranges denied by default (CIDR). */
 export const DEFAULT_DENIED_IPV4: readonly string[] = [
@@ -138,6 +139,11 @@ function embedded(prefix: readonly number[], v4net: string, bits: number): strin
 export class PeerAddressPolicy {
   readonly #denied = new BlockList()
   readonly #allowed = new BlockList()
+  /**
+   * Decisions by IP text: the lists never change, and each `BlockList.check` of a string
+   * builds a native `SocketAddress` (ChannelBind refreshes ask about the same peers).
+   */
+  readonly #decisions = new BoundedMap<string, boolean>(4096)
 
   /** @throws InvalidArgumentError on a malformed range. */
   constructor(options: PeerAddressPolicyOptions = {}) {
@@ -161,9 +167,12 @@ export class PeerAddressPolicy {
 
   /** Whether relaying to `address` (an IP literal) is allowed. Non-IP text is refused. */
   isAllowed(address: string): boolean {
+    const known = this.#decisions.get(address)
+    if (known !== undefined) return known
     const type = family(address)
     if (type === undefined) return false
-    if (this.#allowed.check(address, type)) return true
-    return !this.#denied.check(address, type)
+    const allowed = this.#allowed.check(address, type) || !this.#denied.check(address, type)
+    this.#decisions.set(address, allowed)
+    return allowed
   }
 }

@@ -16,7 +16,7 @@ import { SocketBindError } from '../../errors.js'
 import type { AddressFamily, TransportAddress } from '../../stun/address.js'
 import { streamFrameLength } from '../../stun/stream-framing.js'
 import type { ChannelDataFramingOptions } from '../../stun/channel-data.js'
-import { ClientLink, PADDING, type ClientTransport } from './client-link.js'
+import { ClientLink, type ClientTransport } from './client-link.js'
 import type { TurnRequestHandler } from './turn-request-handler.js'
 import type { TurnServerStats } from './turn-server-stats.js'
 
@@ -127,14 +127,10 @@ export class StreamClientLink extends ClientLink {
     this.#socket.write(message)
   }
 
-  sendData(head: Buffer, body: Uint8Array, padding: number): boolean {
+  sendData(frame: Buffer): boolean {
     const socket = this.#socket
     if (this.closed || socket.writableLength > DATA_BACKLOG) return false
-    socket.cork()
-    socket.write(head)
-    socket.write(body)
-    if (padding !== 0) socket.write(PADDING[padding] as Buffer)
-    socket.uncork()
+    socket.write(frame)
     return true
   }
 

@@ -10,7 +10,7 @@ import type dgram from 'node:dgram'
 import { isIP } from 'node:net'
 import { SocketBindError } from '../../errors.js'
 import type { TransportAddress } from '../../stun/address.js'
-import { ClientLink, PADDING } from './client-link.js'
+import { ClientLink } from './client-link.js'
 import { closeUdpSocket, createUdpSocket } from './relay-port-pool.js'
 import type { TurnRequestHandler } from './turn-request-handler.js'
 import type { TurnServerStats } from './turn-server-stats.js'
@@ -43,9 +43,9 @@ class UdpClientLink extends ClientLink {
     }
   }
 
-  sendData(head: Buffer, body: Uint8Array, padding: number): boolean {
+  sendData(frame: Buffer): boolean {
     try {
-      this.#socket.send(padding === 0 ? [head, body] : [head, body, PADDING[padding] as Buffer], this.client.port, this.client.host)
+      this.#socket.send(frame, this.client.port, this.client.host)
       return true
     } catch {
       return false
