@@ -93,6 +93,21 @@ describe('TurnAuthenticator', () => {
     expect(attempt('new-secret', 'bob', -1)).toMatchObject({ ok: false, code: 401, failure: 'expired' })
     expect(auth.keysFor('bob')).toBeUndefined() // no timestamp: not a REST username
   })
+
+  it('keeps refusing memoised nonces from other IPs and memoised keys and nonces once expired', () => {
+    const ip = '192.0.2.1'
+    const nonce = auth.createNonce(ip)
+    const { username, password } = createRestApiCredentials('new-secret', 'frank', 30, { now })
+    const request = signed([{ type: 'username', value: username }, { type: 'realm', value: REALM }, { type: 'nonce', value: nonce }], longTermKey(username, REALM, password))
+    expect(auth.authenticate(request, ip)).toMatchObject({ ok: true, username })
+    expect(auth.authenticate(request, ip)).toMatchObject({ ok: true, username }) // from the memos
+    expect(auth.checkNonce(nonce, '192.0.2.2')).toBe(false)
+    expect(auth.keysFor(username)).toHaveLength(2) // one key per secret
+    now += 31_000 // the REST username expires before the nonce
+    expect(auth.authenticate(request, ip)).toMatchObject({ ok: false, code: 401, failure: 'expired' })
+    now += 30_000 // and then the nonce
+    expect(auth.authenticate(request, ip)).toMatchObject({ ok: false, code: 438 })
+  })
 })
 
 describe('TurnServer credentials end to end', () => {
