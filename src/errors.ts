@@ -45,6 +45,13 @@ export type ErrorCode =
   | 'ERR_BEACON_LIMIT'
   | 'ERR_BEACON_PEER_NOT_FOUND'
   | 'ERR_BEACON_UNAVAILABLE'
+  | 'ERR_NAT_LAB_UNAVAILABLE'
+  | 'ERR_NAT_LAB_COMMAND_FAILED'
+  | 'ERR_TUNNEL_PROTOCOL'
+  | 'ERR_TUNNEL_AUTH'
+  | 'ERR_TUNNEL_NAME_TAKEN'
+  | 'ERR_TUNNEL_LIMIT'
+  | 'ERR_TUNNEL_UNAVAILABLE'
 
 /** Options common to every {@link PeerlinkError}. */
 export interface PeerlinkErrorOptions {
@@ -399,6 +406,83 @@ export class BeaconPeerNotFoundError extends PeerlinkError {
 export class BeaconUnavailableError extends PeerlinkError {
   constructor(message: string, options?: PeerlinkErrorOptions) {
     super('ERR_BEACON_UNAVAILABLE', message, options)
+  }
+}
+
+/**
+ * A tunnel message was malformed, too large, of an unknown type or protocol version,
+ * or out of order (raised by the decoder, and by the client when the server replies so).
+ */
+export class TunnelProtocolError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TUNNEL_PROTOCOL', message, options)
+  }
+}
+
+/** The tunnel server refused the device's credentials: unknown token, bad signature, PeerId not allowed, or no hello in time. */
+export class TunnelAuthError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TUNNEL_AUTH', message, options)
+  }
+}
+
+/** The tunnel name a device asked for is held by another device (online, or offline within its retention time). */
+export class TunnelNameTakenError extends PeerlinkError {
+  /** The name that was asked for. */
+  readonly tunnelName: string
+  constructor(name: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TUNNEL_NAME_TAKEN', `The tunnel name ${JSON.stringify(name)} is held by another device`, options)
+    this.tunnelName = name
+  }
+}
+
+/**
+ * A tunnel server limit was reached: ports per device, free ports in its range, devices,
+ * connections per IP address, messages per second.
+ */
+export class TunnelLimitError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TUNNEL_LIMIT', message, options)
+  }
+}
+
+/** No tunnel server could be reached or used: connection failed, closed, shutting down, or its state store failed. */
+export class TunnelUnavailableError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_TUNNEL_UNAVAILABLE', message, options)
+  }
+}
+
+/**
+ * The NAT lab (`peerlink/testing`) cannot run here: not Linux, not root, `ip` or `nft`
+ * missing, or network namespaces not permitted. `reason` says which.
+ */
+export class NatLabUnavailableError extends PeerlinkError {
+  /** Why the lab cannot run, in words. */
+  readonly reason: string
+  constructor(reason: string, options?: PeerlinkErrorOptions) {
+    super('ERR_NAT_LAB_UNAVAILABLE', `NAT lab unavailable: ${reason}`, options)
+    this.reason = reason
+  }
+}
+
+/** A command the NAT lab ran (`ip`, `nft`, …) failed or timed out while building or removing a lab. */
+export class NatLabCommandError extends PeerlinkError {
+  /** The command line, e.g. `ip -n pl-1a2b3c-home -batch -`. */
+  readonly command: string
+  /** Its exit code, or `null` if it was killed (timeout, abort). */
+  readonly exitCode: number | null
+  /** What it printed on stderr (truncated). */
+  readonly stderr: string
+  constructor(command: string, exitCode: number | null, stderr: string, options?: PeerlinkErrorOptions) {
+    super(
+      'ERR_NAT_LAB_COMMAND_FAILED',
+      `NAT lab command failed (${exitCode === null ? 'killed' : `exit code ${exitCode}`}): ${command}${stderr === '' ? '' : `: ${stderr}`}`,
+      options,
+    )
+    this.command = command
+    this.exitCode = exitCode
+    this.stderr = stderr
   }
 }
 

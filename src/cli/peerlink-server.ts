@@ -3,15 +3,15 @@
  * servers, with the data directory and config file of ARCHITECTURE §5.
  *
  * ```text
- * peerlink-server all|stun|turn [--data-dir DIR] [--config FILE] [--loopback] [--json]
+ * peerlink-server all|beacon|stun|turn [--data-dir DIR] [--config FILE] [--loopback] [--json]
  * ```
  *
  * - The first run creates the data directory (default `~/.peerlink-server`; `--loopback`:
  *   `./.peerlink-data`) with `peerlink-server.toml` (every option, commented), the TLS
  *   certificate and key, `certificate_hash.txt` and `logs/`; later runs reuse them.
  * - Precedence: command-line options, then the config file, then defaults.
- * - stdout carries the result: what a peer needs (URLs, credentials for `--loopback`,
- *   the certificate hash), or with `--json` exactly one JSON line
+ * - stdout carries the result: what a peer needs (the Beacon spec `HOST:PORT#HASH`, URLs,
+ *   credentials for `--loopback`, the certificate hash), or with `--json` exactly one JSON line
  *   `{"event":"listening",…}`. Logs (pino) go to stderr and to `DIR/logs/`.
  * - `--loopback` (what `npm start` runs) binds 127.0.0.1 (plus 127.0.0.2 for RFC 5780),
  *   uses a free port when a default one is taken, and lets TURN relay between loopback
@@ -35,6 +35,7 @@ import type { Logger } from 'pino'
 import { homeDirectory } from './common-options.js'
 import { expandHome } from './config-file.js'
 import { type CliIo, processIo, writeJsonLine } from './io.js'
+import { type BeaconReport, startBeacon } from './peerlink-server-beacon.js'
 import { TURN_AVAILABLE, type TurnReport, startTurn } from './peerlink-server-turn.js'
 import { LOOPBACK_HOSTS, displayHost, hostForUrl } from './server-common.js'
 
@@ -52,6 +53,7 @@ const OPTIONS = {
   loopback: { type: 'boolean' },
   host: { type: 'string' },
   'alternate-host': { type: 'string' },
+  'beacon-port': { type: 'string' },
   'stun-port': { type: 'string' },
   'turn-port': { type: 'string' },
   'turns-port': { type: 'string' },
@@ -60,17 +62,20 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
 } as const
 
-const SERVERS = ['all', 'stun', 'turn'] as const
+const SERVERS = ['all', 'beacon', 'stun', 'turn'] as const
 type ServerChoice = (typeof SERVERS)[number]
 
-const USAGE = `Usage: peerlink-server all|stun|turn [options]
+const USAGE = `Usage: peerlink-server all|beacon|stun|turn [options]
 
 Runs peerlink's reference servers until SIGINT/SIGTERM.
 
 Servers:
-  all     every server this version has: turn and stun. TURN answers STUN Binding on
-          its own port; the stun server (RFC 5780) runs beside it when its port differs
-          (with --loopback a clash moves it to a free port)
+  all     every server this version has: beacon, turn and stun. TURN answers STUN
+          Binding on its own port; the stun server (RFC 5780) runs beside it when its
+          port differs (with --loopback a clash moves it to a free port)
+  beacon  Beacon rendezvous server: WebSocket over TLS on TCP 4264, STUN Binding on
+          UDP 4264; peers use --beacon HOST:PORT#CERT_HASH (the hash pins the data
+          directory's certificate)
   stun    STUN Binding server (RFC 8489), with RFC 5780 NAT behaviour discovery
           when it has a second address
   turn    TURN relay server (RFC 8656), coturn's option names in [turn]; without
@@ -84,8 +89,10 @@ Options:
   --loopback              listen on 127.0.0.1 only, with 127.0.0.2 as the RFC 5780 second
                           address (what \`npm start\` does); a default port that is taken
                           is replaced by a free one, and everything a peer needs is printed
-  --host ADDR             listen address (default: the config's listening-ip, 0.0.0.0)
+  --host ADDR             listen address (default: the config's listening-ip: 0.0.0.0,
+                          and also :: for the Beacon)
   --alternate-host ADDR   a second IP address of this machine, enabling RFC 5780
+  --beacon-port PORT      Beacon TCP (WSS) and UDP (STUN) port (default 4264)
   --stun-port PORT        STUN UDP port (default 3478; RFC 5780 also uses PORT+1)
   --turn-port PORT        TURN UDP/TCP port (default 3478)
   --turns-port PORT       TURN TLS port (default 5349)
@@ -95,7 +102,7 @@ Options:
   -h, --help              show this help
 
 Every option of every server is in DIR/peerlink-server.toml, commented, with its default.
-The Beacon (4264) and tunnel (8443/8080) servers arrive in later versions.
+The tunnel server (8443/8080) arrives in a later version.
 
 Exit codes: 0 after SIGINT/SIGTERM, 1 failure, 2 usage error.
 `
@@ -132,6 +139,7 @@ interface Arguments {
   configFile: string | undefined
   host: string | undefined
   alternateHost: string | undefined
+  beaconPort: number | undefined
   stunPort: number | undefined
   turnPort: number | undefined
   turnsPort: number | undefined
@@ -152,8 +160,8 @@ function parseArguments(argv: string[], io: CliIo): Arguments | number {
   }
   if (positionals.length > 1) throw new CliUsageError(`unexpected argument "${positionals[1]}"`)
   const which = positionals[0]!
-  if (which === 'beacon' || which === 'tunnel' || (which === 'turn' && !TURN_AVAILABLE)) {
-    throw new CliUsageError(`the ${which} server is not in this version yet (available: all, stun${TURN_AVAILABLE ? ', turn' : ''})`)
+  if (which === 'tunnel' || (which === 'turn' && !TURN_AVAILABLE)) {
+    throw new CliUsageError(`the ${which} server is not in this version yet (available: all, beacon, stun${TURN_AVAILABLE ? ', turn' : ''})`)
   }
   if (!(SERVERS as readonly string[]).includes(which)) throw new CliUsageError(`unknown server "${which}" (available: ${SERVERS.join(', ')})`)
   const loopback = values.loopback === true
@@ -170,6 +178,7 @@ function parseArguments(argv: string[], io: CliIo): Arguments | number {
     configFile: values.config === undefined ? undefined : resolve(io.cwd, expandHome(values.config, home)),
     host: values.host,
     alternateHost: values['alternate-host'],
+    beaconPort: optionalPort(values['beacon-port'], '--beacon-port'),
     stunPort: optionalPort(values['stun-port'], '--stun-port'),
     turnPort: optionalPort(values['turn-port'], '--turn-port'),
     turnsPort: optionalPort(values['turns-port'], '--turns-port'),
@@ -202,8 +211,24 @@ async function run(argv: string[], io: CliIo, signal: AbortSignal): Promise<numb
     log.info({ dataDir: dataDir.dir, config: config.file, certificateHash: dataDir.certificateHash }, 'starting')
     const metrics = config.metrics.enabled || args.metricsPort !== undefined ? new ServerMetrics({ defaultMetrics: config.metrics.defaultMetrics }) : undefined
 
+    let beacon: BeaconReport | undefined
     let stun: StunReport | undefined
     let turn: TurnReport | undefined
+    if (args.which === 'beacon' || args.which === 'all') {
+      const started = await startBeacon({
+        loopback: args.loopback,
+        host: args.host,
+        beaconPort: args.beaconPort,
+        config,
+        dataDir,
+        log: log.child({ server: 'beacon' }),
+        addSecret: logger.addSecret,
+        metrics,
+        signal,
+      })
+      closers.push({ name: 'beacon', close: started.close })
+      beacon = started.report
+    }
     if (args.which === 'turn' || (args.which === 'all' && TURN_AVAILABLE)) {
       const started = await startTurn({
         loopback: args.loopback,
@@ -253,10 +278,10 @@ async function run(argv: string[], io: CliIo, signal: AbortSignal): Promise<numb
       metricsUrl = endpoint.url
     }
 
-    const report = { event: 'listening', dataDir: dataDir.dir, certificateHash: dataDir.certificateHash, stun, turn, metrics: metricsUrl === undefined ? undefined : { url: metricsUrl } }
+    const report = { event: 'listening', dataDir: dataDir.dir, certificateHash: dataDir.certificateHash, beacon, stun, turn, metrics: metricsUrl === undefined ? undefined : { url: metricsUrl } }
     if (args.json) writeJsonLine(io.stdout, report)
-    else io.stdout.write(banner(dataDir, stun, turn, metricsUrl))
-    log.info({ stun: stun?.url, turn: turn?.urls, metrics: metricsUrl }, 'listening')
+    else io.stdout.write(banner(dataDir, beacon, stun, turn, metricsUrl))
+    log.info({ beacon: beacon?.spec, stun: stun?.url, turn: turn?.urls, metrics: metricsUrl }, 'listening')
 
     await new Promise<void>((done) => (signal.aborted ? done() : signal.addEventListener('abort', () => done(), { once: true })))
     log.info('stopping')
@@ -340,10 +365,15 @@ async function listenStun(options: StunServerOptions, fallBack: boolean, log: Lo
   }
 }
 
-function banner(dataDir: DataDir, stun: StunReport | undefined, turn: TurnReport | undefined, metricsUrl: string | undefined): string {
+function banner(dataDir: DataDir, beacon: BeaconReport | undefined, stun: StunReport | undefined, turn: TurnReport | undefined, metricsUrl: string | undefined): string {
   const lines = ['peerlink-server is running (Ctrl-C to stop)', '']
   lines.push(`  data dir     ${dataDir.dir}`)
   lines.push(`  cert hash    ${dataDir.certificateHash}   (clients pin it: HOST:PORT#HASH)`)
+  if (beacon !== undefined) {
+    const registry = beacon.registry === 'redis' ? 'fleet over Redis' : 'in memory'
+    lines.push(`  Beacon       ${beacon.spec}    (WebSocket over TLS${beacon.stunUrl === undefined ? '' : `, STUN on UDP ${beacon.port}`}; ${registry})`)
+    if (!beacon.pinned) lines.push(`  Beacon cert  [beacon] cert, validated by peers against CAs (hash ${beacon.certificateHash})`)
+  }
   if (stun !== undefined) {
     const rfc5780 = stun.other === undefined ? 'RFC 5780: off (no second address)' : `RFC 5780: second address ${hostForUrl(stun.other.host)}:${stun.other.port}`
     lines.push(`  STUN         ${stun.url}    ${rfc5780}`)
@@ -357,9 +387,10 @@ function banner(dataDir: DataDir, stun: StunReport | undefined, turn: TurnReport
     }
   }
   if (metricsUrl !== undefined) lines.push(`  metrics      ${metricsUrl}`)
+  if (beacon !== undefined) lines.push('', 'Peers use this Beacon with:', `  --beacon ${beacon.spec}`)
   lines.push('', 'Try it from another terminal:', '  ./bin/peerlink id')
-  if (stun !== undefined) lines.push(`  ./bin/peerlink doctor --stun ${stun.url}`)
-  else if (turn !== undefined && turn.stunUrl !== undefined) lines.push(`  ./bin/peerlink doctor --stun ${turn.stunUrl}`)
+  const stunUrl = stun?.url ?? turn?.stunUrl ?? beacon?.stunUrl
+  if (stunUrl !== undefined) lines.push(`  ./bin/peerlink doctor --stun ${stunUrl}`)
   return `${lines.join('\n')}\n`
 }
 

@@ -3,10 +3,10 @@
  * The parser (`config.ts`), the commented file written on the first run and the
  * documentation are all generated from it, so they cannot drift apart.
  *
- * Sections exist only for servers this version has: `[stun]`, `[turn]`, plus `[log]`
- * and `[metrics]` for the process. `[beacon]` and `[tunnel]` are refused with a clear
- * message until those servers exist. `[turn]` uses coturn's option names (kebab-case,
- * as in `turnserver.conf`); options coturn does not have are marked "(peerlink)".
+ * Sections exist only for servers this version has: `[beacon]`, `[stun]`, `[turn]`, plus
+ * `[log]` and `[metrics]` for the process. `[tunnel]` is refused with a clear message
+ * until that server exists. `[turn]` uses coturn's option names (kebab-case, as in
+ * `turnserver.conf`); options coturn does not have are marked "(peerlink)".
  *
  * @module
  */
@@ -75,6 +75,32 @@ function option<K extends OptionKind, D extends OptionKinds[K] | undefined>(
   extra: Omit<OptionDescriptor<K, D>, 'key' | 'kind' | 'default' | 'help'> = {},
 ): OptionDescriptor<K, D> {
   return { key, kind, default: defaultValue, help, ...extra }
+}
+
+/**
+ * `[beacon]`: the Beacon rendezvous server (WebSocket over TLS, STUN Binding on UDP at the
+ * same port). Durations are in seconds here (milliseconds in `BeaconServerOptions`).
+ */
+export const BEACON_OPTIONS = {
+  listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0', '::'], 'Addresses to listen on, TCP (WebSocket over TLS) and UDP (STUN). "0.0.0.0" is every IPv4 address, "::" every IPv6 address; "::" is skipped, with a log line, on a machine without IPv6.'),
+  listeningPort: option('listening-port', 'port', 4264, 'TCP port of the WebSocket-over-TLS server, and UDP port of its STUN Binding responder.'),
+  stun: option('stun', 'boolean', true, 'Answer STUN Binding requests on UDP at listening-port, so the Beacon is also its peers\' STUN server.'),
+  cert: option('cert', 'path', undefined, 'TLS certificate chain (PEM). Clients then validate it against CAs (HOST:PORT without a pin); several Beacons may share one certificate.', { defaultText: "the data directory's cert.pem, pinned by clients with HOST:PORT#HASH", example: '/etc/letsencrypt/live/beacon.example.com/fullchain.pem' }),
+  pkey: option('pkey', 'path', undefined, 'Its private key (PEM); refused when group or others can read it.', { defaultText: "the data directory's key.pem", example: '/etc/letsencrypt/live/beacon.example.com/privkey.pem' }),
+  maxMessageBytes: option('max-message-bytes', 'integer', 16384, 'Largest message accepted, in bytes; larger ones get a too-large error.', { min: 1024, max: 16384 }),
+  maxTopicsPerConnection: option('max-identifiers-per-connection', 'integer', 16, 'Rendezvous identifiers one connection may announce at once.', { max: 1024 }),
+  messagesPerSecond: option('messages-per-second', 'integer', 50, 'Messages per second one connection may send (sustained); excess gets a rate-limited error.', { min: 1 }),
+  messageBurst: option('message-burst', 'integer', 100, 'Largest burst of messages from one connection.', { min: 1 }),
+  maxConnectionsPerIp: option('max-connections-per-ip', 'integer', 64, 'Open connections from one IP address.', { min: 1 }),
+  maxConnections: option('max-connections', 'integer', 100_000, 'Open connections in all.', { min: 1 }),
+  maxIntroductions: option('max-introductions', 'integer', 16, 'Peers an announcement is introduced to (the newest announcers of the identifier).', { max: 1024 }),
+  heartbeatInterval: option('heartbeat-interval', 'positive', 15, 'Seconds between heartbeats (WebSocket pings); a connection silent for two heartbeats is dropped.'),
+  helloTimeout: option('hello-timeout', 'positive', 10, 'Seconds a new connection has to prove its key.'),
+  maxBufferedBytes: option('max-buffered-bytes', 'integer', 1_048_576, 'Unsent bytes after which a connection that does not read is dropped.', { min: 65_536 }),
+  redis: option('redis', 'string', undefined, 'Fleet: "redis://…" or "rediss://…" shared by several Beacons, which then share registrations and forward signalling through it, so peers on different Beacons meet. A password in the URL is kept out of the logs.', { defaultText: 'none (registrations in memory, one process)', example: 'redis://127.0.0.1:6379' }),
+  redisPrefix: option('redis-prefix', 'string', 'peerlink:beacon:', 'Prefix of the Redis keys and channels: one fleet per prefix.'),
+  redisExpiry: option('redis-expiry', 'positive', 10, 'Seconds after which the registrations of an instance that stopped (died) vanish from the fleet.'),
+  instanceId: option('instance-id', 'string', undefined, "This instance's id in the fleet (1 to 64 characters of A-Z a-z 0-9 _ . -).", { defaultText: 'random per process', example: 'beacon-1' }),
 }
 
 /** `[stun]`: the STUN server of `peerlink-server stun` (RFC 8489 Binding, RFC 5780 with two addresses). */
@@ -146,6 +172,7 @@ export const METRICS_OPTIONS = {
 
 /** Every section the config file may have, in file order, with a one-line description. */
 export const CONFIG_SECTIONS = {
+  beacon: { title: 'Beacon rendezvous server (peerlink-server beacon): WebSocket over TLS, STUN on the same UDP port.', options: BEACON_OPTIONS },
   stun: { title: 'STUN server (peerlink-server stun): RFC 8489 Binding, RFC 5780 with two listening IPs.', options: STUN_OPTIONS },
   turn: { title: "TURN server (peerlink-server turn), coturn's option names.", options: TURN_OPTIONS },
   log: { title: 'Logs: the console, and logs/peerlink-server.log in the data directory.', options: LOG_OPTIONS },
@@ -156,13 +183,15 @@ export const CONFIG_SECTIONS = {
 export type ConfigSectionName = keyof typeof CONFIG_SECTIONS
 
 /** Sections recognised but refused: their servers are not in this version yet. */
-export const FUTURE_SECTIONS: readonly string[] = ['beacon', 'tunnel']
+export const FUTURE_SECTIONS: readonly string[] = ['tunnel']
 
 /** The parsed values of one section's options table. */
 export type SectionValues<T> = {
   readonly [P in keyof T]: T[P] extends OptionDescriptor<infer K, infer D> ? OptionKinds[K] | (undefined extends D ? undefined : never) : never
 }
 
+/** `[beacon]`, parsed (paths absolute). */
+export type BeaconConfig = SectionValues<typeof BEACON_OPTIONS>
 /** `[stun]`, parsed. */
 export type StunConfig = SectionValues<typeof STUN_OPTIONS>
 /** `[turn]`, parsed (paths absolute). */

@@ -16,6 +16,8 @@ import { dirname, resolve } from 'node:path'
 import { parse as parseToml } from 'smol-toml'
 import { ConfigInvalidError, InvalidArgumentError, PeerlinkError } from '../errors.js'
 import {
+  BEACON_OPTIONS,
+  type BeaconConfig,
   CONFIG_SECTIONS,
   type ConfigSectionName,
   FUTURE_SECTIONS,
@@ -27,17 +29,20 @@ import {
   TURN_OPTIONS,
   type TurnConfig,
 } from './config-options.js'
+import { type BeaconServerOptions, resolveBeaconServerOptions } from './beacon/beacon-server.js'
 import { LOG_LEVELS } from './logger.js'
 import type { StunServerOptions } from './stun/stun-server.js'
 import { addAddressRange } from './turn/peer-address-policy.js'
 import { type TurnServerOptions, type TurnServerTlsOptions, resolveTurnServerOptions } from './turn/turn-server-options.js'
 
-export type { LogConfig, MetricsConfig, StunConfig, TurnConfig } from './config-options.js'
+export type { BeaconConfig, LogConfig, MetricsConfig, StunConfig, TurnConfig } from './config-options.js'
 
 /** A loaded, validated `peerlink-server.toml`. */
 export interface ServerConfig {
   /** Absolute path of the file; `undefined` for {@link defaultServerConfig}. */
   readonly file: string | undefined
+  /** `[beacon]`, paths made absolute. */
+  readonly beacon: BeaconConfig
   /** `[stun]`. */
   readonly stun: StunConfig
   /** `[turn]`, paths made absolute. */
@@ -136,12 +141,14 @@ export function parseServerConfig(text: string, file: string | undefined): Serve
     }
     const config: ServerConfig = {
       file,
+      beacon: sections.beacon as BeaconConfig,
       stun: sections.stun as StunConfig,
       turn: sections.turn as TurnConfig,
       log: sections.log as LogConfig,
       metrics: sections.metrics as MetricsConfig,
       explicit,
     }
+    checkBeacon(config.beacon, fail)
     checkTurn(config.turn, fail)
     return config
   } catch (err) {
@@ -209,6 +216,63 @@ function checkValue(descriptor: OptionDescriptor, value: unknown, base: string):
     case 'log-level':
       return typeof value === 'string' && (LOG_LEVELS as readonly string[]).includes(value) ? value : bad(`one of ${LOG_LEVELS.join(', ')}`)
   }
+}
+
+/** Cross-checks `[beacon]` with the Beacon server's own validation, naming keys as the file does. */
+function checkBeacon(beacon: BeaconConfig, fail: (message: string) => never): void {
+  if ((beacon.cert === undefined) !== (beacon.pkey === undefined)) fail('[beacon] cert and pkey: give both, or neither (to use the data directory\'s certificate)')
+  if (beacon.redis !== undefined && !/^rediss?:\/\/[^\s]+$/.test(beacon.redis)) fail(`[beacon] redis must be a "redis://…" or "rediss://…" URL, got ${describe(redactUrl(beacon.redis))}`)
+  for (const prop of ['heartbeatInterval', 'helloTimeout', 'redisExpiry'] as const) {
+    // Node's timers take at most 2^31-1 ms.
+    if (beacon[prop] * 1000 > 2 ** 31 - 1) fail(`[beacon] ${BEACON_OPTIONS[prop].key} must be at most ${Math.floor((2 ** 31 - 1) / 1000)} seconds`)
+  }
+  try {
+    resolveBeaconServerOptions(beaconServerOptions(beacon, { cert: '', key: '' }))
+  } catch (err) {
+    if (!(err instanceof PeerlinkError)) throw err
+    // The server's own names (and units) are mapped to the file's.
+    const seconds: Record<string, string> = { heartbeatMs: 'heartbeat-interval', helloTimeoutMs: 'hello-timeout', redisTtlMs: 'redis-expiry' }
+    const names: Record<string, string> = { host: 'listening-ip', port: 'listening-port', ...seconds }
+    for (const [prop, descriptor] of Object.entries(BEACON_OPTIONS)) names[prop] ??= descriptor.key
+    const [, prop = '', rest = ''] = /^(\w+) (.*)$/.exec(err.message) ?? []
+    const min = /from (\d+)/.exec(rest)?.[1]
+    if (prop in seconds && min !== undefined) fail(`[beacon] ${seconds[prop]} must be at least ${Number(min) / 1000} seconds`)
+    fail(`[beacon] ${names[prop] ?? prop} ${rest}`)
+  }
+}
+
+/**
+ * `[beacon]` as Beacon server options. `tls` is the certificate and key to serve (read
+ * from `cert`/`pkey`, or the data directory's).
+ */
+export function beaconServerOptions(beacon: BeaconConfig, tls: { readonly cert: string; readonly key: string }): BeaconServerOptions {
+  const options: BeaconServerOptions = {
+    host: [...beacon.listeningIps],
+    port: beacon.listeningPort,
+    cert: tls.cert,
+    key: tls.key,
+    stun: beacon.stun,
+    maxMessageBytes: beacon.maxMessageBytes,
+    maxTopicsPerConnection: beacon.maxTopicsPerConnection,
+    messagesPerSecond: beacon.messagesPerSecond,
+    messageBurst: beacon.messageBurst,
+    maxConnectionsPerIp: beacon.maxConnectionsPerIp,
+    maxConnections: beacon.maxConnections,
+    maxIntroductions: beacon.maxIntroductions,
+    heartbeatMs: Math.round(beacon.heartbeatInterval * 1000),
+    helloTimeoutMs: Math.round(beacon.helloTimeout * 1000),
+    maxBufferedBytes: beacon.maxBufferedBytes,
+    redisPrefix: beacon.redisPrefix,
+    redisTtlMs: Math.round(beacon.redisExpiry * 1000),
+  }
+  if (beacon.redis !== undefined) options.redis = beacon.redis
+  if (beacon.instanceId !== undefined) options.instanceId = beacon.instanceId
+  return options
+}
+
+/** A URL with its password replaced by `***` (for messages). */
+function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^/@:]*:)[^/@]*@/i, '$1***@')
 }
 
 /** Cross-checks `[turn]` with the TURN server's own validation, naming keys as the file does. */
@@ -303,7 +367,20 @@ export function configSecrets(config: ServerConfig): string[] {
     if (colon > 0) secrets.push(user.slice(colon + 1))
   }
   if (config.turn.nonceSecret !== undefined) secrets.push(config.turn.nonceSecret)
+  if (config.beacon.redis !== undefined) secrets.push(...urlPasswords(config.beacon.redis))
   return secrets
+}
+
+/** The password of a `redis://user:password@host` URL, as written and decoded (either may reach a log). */
+function urlPasswords(url: string): string[] {
+  try {
+    const password = new URL(url).password
+    if (password === '') return []
+    const decoded = decodeURIComponent(password)
+    return decoded === password ? [password] : [password, decoded]
+  } catch {
+    return []
+  }
 }
 
 /**
@@ -316,7 +393,7 @@ export function serverConfigTemplate(): string {
     '# peerlink-server configuration',
     '#',
     '# Written on the first run with every option commented out at its default: uncomment',
-    '# a line and change it. Command-line options (--loopback, --stun-port, ...) take',
+    '# a line and change it. Command-line options (--loopback, --beacon-port, ...) take',
     '# precedence over this file. Unknown sections and keys are errors, so a typo never',
     '# goes unnoticed. Relative file names are relative to this file.',
     '#',

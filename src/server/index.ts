@@ -39,6 +39,7 @@ export {
 } from './data-dir.js'
 export {
   CONFIG_SECTIONS,
+  BEACON_OPTIONS,
   STUN_OPTIONS,
   TURN_OPTIONS,
   LOG_OPTIONS,
@@ -57,7 +58,9 @@ export {
   serverConfigTemplate,
   turnServerOptions,
   stunServerOptions,
+  beaconServerOptions,
   type ServerConfig,
+  type BeaconConfig,
   type StunConfig,
   type TurnConfig,
   type LogConfig,
@@ -76,7 +79,7 @@ export {
   type ConsoleLogFormat,
 } from './logger.js'
 export { ServerMetrics, MetricsServer, type MetricDefinition, type MetricSample, type MetricType, type StatsField, type ServerMetricsOptions, type MetricsServerOptions } from './metrics.js'
-export { STUN_STATS_METRICS, TURN_STATS_METRICS } from './stats-metrics.js'
+export { STUN_STATS_METRICS, TURN_STATS_METRICS, BEACON_STATS_METRICS, addBeaconStatsMetrics } from './stats-metrics.js'
 // The TURN server (RFC 8656).
 export { TurnServer, type TurnServerAddress } from './turn/turn-server.js'
 export type { ClientTransport } from './turn/client-link.js'

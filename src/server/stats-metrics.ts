@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { StatsField } from './metrics.js'
+import type { BeaconServerStats } from './beacon/beacon-router.js'
+import type { ServerMetrics, StatsField } from './metrics.js'
 import type { StunServerStats } from './stun/stun-server.js'
 import type { TurnServerStats } from './turn/turn-server-stats.js'
 
@@ -37,4 +38,41 @@ export const TURN_STATS_METRICS: { readonly [K in keyof TurnServerStats]-?: Stat
   capacityRejections: { type: 'counter', help: '508 Insufficient Capacity responses' },
   rateLimited: { type: 'counter', help: 'Requests dropped by a per-IP rate limit' },
   malformed: { type: 'counter', help: 'Datagrams or frames that did not decode' },
+}
+
+/** `peerlink_beacon_…` metrics of a `BeaconServer`'s stats (`refused` is {@link addBeaconStatsMetrics}'s labelled counter). */
+export const BEACON_STATS_METRICS: { readonly [K in Exclude<keyof BeaconServerStats, 'refused'>]-?: StatsField } = {
+  connections: { type: 'gauge', help: 'Beacon WebSocket connections open' },
+  authenticated: { type: 'gauge', help: 'Beacon connections open that proved their key' },
+  accepted: { type: 'counter', help: 'Beacon connections accepted since start' },
+  registrations: { type: 'gauge', help: 'PeerId registrations held by this instance' },
+  announcements: { type: 'gauge', help: 'Rendezvous identifiers announced on this instance' },
+  introductions: { type: 'counter', help: 'Introductions made (one per peer told about another)' },
+  signals: { type: 'counter', help: 'Signals (offer, answer, candidates) accepted for delivery' },
+}
+
+/**
+ * Registers a Beacon's metrics: {@link BEACON_STATS_METRICS}, plus
+ * `peerlink_beacon_refused_total{reason}` (the error replies it sent, by reason).
+ *
+ * @returns a function that removes them again.
+ */
+export function addBeaconStatsMetrics(metrics: ServerMetrics, stats: () => Readonly<BeaconServerStats>): () => void {
+  const removeStats = metrics.addStats('beacon', stats, BEACON_STATS_METRICS)
+  try {
+    const removeRefused = metrics.add({
+      name: 'beacon_refused_total',
+      help: 'Beacon requests refused with an error reply, by reason',
+      type: 'counter',
+      labelNames: ['reason'],
+      collect: () => Object.entries(stats().refused).map(([reason, value]) => ({ labels: { reason }, value })),
+    })
+    return () => {
+      removeStats()
+      removeRefused()
+    }
+  } catch (err) {
+    removeStats()
+    throw err
+  }
 }

@@ -12,27 +12,15 @@ import { main } from '../../src/cli/peerlink-server.js'
 import { createDgramEndpoint, stunBinding } from '../../src/stun/index.js'
 import { TurnClient } from '../../src/turn/index.js'
 import dgram from 'node:dgram'
-import { captureIo } from './helpers.js'
+import { assertDistFresh, captureIo } from './helpers.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const bin = join(root, 'bin', 'peerlink-server')
 const posix = process.platform !== 'win32'
 let dir: string
 
-/** Newest modification time of the files under `path`. */
-async function newest(path: string): Promise<number> {
-  const info = await stat(path)
-  if (!info.isDirectory()) return info.mtimeMs
-  const entries = await readdir(path)
-  return Math.max(0, ...(await Promise.all(entries.map((entry) => newest(join(path, entry))))))
-}
-
 beforeAll(async () => {
-  const built = await stat(join(root, 'dist', 'cli', 'peerlink-server.js')).catch(() => undefined)
-  if (built === undefined) throw new Error('dist/cli/peerlink-server.js is missing: run `npm run build` before these tests')
-  for (const source of ['src/cli', 'src/server', 'src/cert-pin.ts', 'src/errors.ts']) {
-    if ((await newest(join(root, source))) > built.mtimeMs) throw new Error(`dist/ is older than ${source}: run \`npm run build\` before these tests`)
-  }
+  await assertDistFresh(root, 'cli/peerlink-server')
 })
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'peerlink-server-cli-'))
@@ -111,7 +99,7 @@ describe('bin/peerlink-server: the data directory', () => {
     const log = await readFile(join(dataDir, 'logs', 'peerlink-server.log'), 'utf8')
     expect(log.match(/"msg":"created"/g)).toHaveLength(6)
 
-    const second = await start(['all', '--loopback', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--data-dir', dataDir])
+    const second = await start(['all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--data-dir', dataDir])
     expect(second.listening.certificateHash).toBe(hash)
     expect(await second.stop('SIGINT')).toBe(0)
     const log2 = await readFile(join(dataDir, 'logs', 'peerlink-server.log'), 'utf8')
@@ -206,12 +194,13 @@ describe('bin/peerlink-server: TURN', () => {
     expect(server.stderr()).not.toContain(server.listening.turn.secret)
   })
 
-  it('all --loopback runs TURN and the RFC 5780 STUN server beside it', async () => {
-    const server = await start(['all', '--loopback', '--turn-port', '0', '--turns-port', '0', '--stun-port', '0', '--data-dir', join(dir, 'data')])
+  it('all --loopback runs the Beacon, TURN and the RFC 5780 STUN server beside it', async () => {
+    const server = await start(['all', '--loopback', '--beacon-port', '0', '--turn-port', '0', '--turns-port', '0', '--stun-port', '0', '--data-dir', join(dir, 'data')])
     try {
       expect(server.listening.stun.rfc5780).toBe(true)
       expect(server.listening.turn.urls).toHaveLength(3)
       expect(server.listening.stun.url).not.toBe(server.listening.turn.stunUrl)
+      expect(server.listening.beacon.spec).toBe(`127.0.0.1:${server.listening.beacon.port}#${server.listening.certificateHash}`)
     } finally {
       expect(await server.stop()).toBe(0)
     }
@@ -254,11 +243,11 @@ describe('bin/peerlink-server: failures', () => {
   })
 
   it('usage errors exit 2', async () => {
-    for (const args of [['nonsense'], ['beacon'], ['tunnel'], ['stun', '--stun-port', '99999'], ['turn', '--turns-port', '-1'], ['stun', '--no-such-option'], []]) {
+    for (const args of [['nonsense'], ['tunnel'], ['beacon', '--beacon-port', '4264x'], ['stun', '--stun-port', '99999'], ['turn', '--turns-port', '-1'], ['stun', '--no-such-option'], []]) {
       const { code, stderr, stdout } = await runToExit(args)
       expect(code).toBe(2)
       if (args.length > 0) expect(stderr).toMatch(/^peerlink-server: .*\nRun 'peerlink-server --help' for usage\.\n$/)
-      else expect(stdout).toMatch(/^Usage: peerlink-server all\|stun\|turn/)
+      else expect(stdout).toMatch(/^Usage: peerlink-server all\|beacon\|stun\|turn/)
     }
     const help = await runToExit(['--help'])
     expect(help.code).toBe(0)

@@ -4,8 +4,10 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigInvalidError } from '../../src/errors.js'
-import { CONFIG_SECTIONS, type OptionDescriptor, TURN_OPTIONS } from '../../src/server/config-options.js'
+import { BEACON_OPTIONS, CONFIG_SECTIONS, type OptionDescriptor, TURN_OPTIONS } from '../../src/server/config-options.js'
+import { resolveBeaconServerOptions } from '../../src/server/beacon/beacon-server.js'
 import {
+  beaconServerOptions,
   configSecrets,
   defaultServerConfig,
   loadServerConfig,
@@ -45,6 +47,27 @@ describe('defaults and the template', () => {
     expect(config.turn.staticAuthSecrets).toEqual([])
     expect(config.log).toEqual({ level: 'info', maxFileBytes: 10 * 1024 * 1024, maxFiles: 5 })
     expect(config.metrics).toEqual({ enabled: false, host: '127.0.0.1', port: 9641, defaultMetrics: true })
+    expect(config.beacon).toEqual({
+      listeningIps: ['0.0.0.0', '::'],
+      listeningPort: 4264,
+      stun: true,
+      cert: undefined,
+      pkey: undefined,
+      maxMessageBytes: 16384,
+      maxTopicsPerConnection: 16,
+      messagesPerSecond: 50,
+      messageBurst: 100,
+      maxConnectionsPerIp: 64,
+      maxConnections: 100_000,
+      maxIntroductions: 16,
+      heartbeatInterval: 15,
+      helloTimeout: 10,
+      maxBufferedBytes: 1_048_576,
+      redis: undefined,
+      redisPrefix: 'peerlink:beacon:',
+      redisExpiry: 10,
+      instanceId: undefined,
+    })
     expect(config.explicit.size).toBe(0)
     expect(defaultServerConfig().turn).toEqual(config.turn)
   })
@@ -154,6 +177,42 @@ no-software-attribute = true
     expect(comparable(fromConfig as unknown as Record<string, unknown>)).toEqual(comparable(fromServer as unknown as Record<string, unknown>))
   })
 
+  it("the [beacon] table's defaults are the Beacon server's own defaults (no drift between the two)", () => {
+    const tls = { cert: 'c', key: 'k' }
+    const fromConfig = resolveBeaconServerOptions(beaconServerOptions(parse('').beacon, tls))
+    const fromServer = resolveBeaconServerOptions(tls)
+    const comparable = (resolved: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(resolved).filter(([key, value]) => key !== 'instanceId' && ['number', 'boolean', 'string'].includes(typeof value)))
+    const config = comparable(fromConfig as unknown as Record<string, unknown>)
+    expect(Object.keys(config).length).toBeGreaterThanOrEqual(15)
+    expect(config).toEqual(comparable(fromServer as unknown as Record<string, unknown>))
+    expect(fromServer.redis).toBeUndefined()
+    expect(fromConfig.redis).toBeUndefined()
+    // The one deliberate difference: the config listens on IPv6 too.
+    expect(fromServer.hosts).toEqual(['0.0.0.0'])
+    expect(fromConfig.hosts).toEqual(['0.0.0.0', '::'])
+  })
+
+  it('every [beacon] option maps to a BeaconServerOptions field of the same name (or a documented one)', () => {
+    const options = beaconServerOptions(parse(serverConfigTemplate().replace(/^# ([a-z-]+ = .*)$/gm, '$1')).beacon, { cert: 'c', key: 'k' })
+    const special: Record<string, string> = {
+      listeningIps: 'host',
+      listeningPort: 'port',
+      pkey: 'key',
+      heartbeatInterval: 'heartbeatMs',
+      helloTimeout: 'helloTimeoutMs',
+      redisExpiry: 'redisTtlMs',
+    }
+    for (const prop of Object.keys(BEACON_OPTIONS)) expect(options).toHaveProperty(special[prop] ?? prop)
+    expect(options).toMatchObject({ redis: 'redis://127.0.0.1:6379', instanceId: 'beacon-1', heartbeatMs: 15_000, helloTimeoutMs: 10_000, redisTtlMs: 10_000 })
+  })
+
+  it('[beacon]: seconds become milliseconds; a Redis password is a secret', () => {
+    const config = parse('[beacon]\nheartbeat-interval = 0.25\nhello-timeout = 3\nredis-expiry = 0.5\nredis = "redis://beacon:p%40ss@127.0.0.1:6379/0"\n')
+    expect(beaconServerOptions(config.beacon, { cert: 'c', key: 'k' })).toMatchObject({ heartbeatMs: 250, helloTimeoutMs: 3_000, redisTtlMs: 500, redis: 'redis://beacon:p%40ss@127.0.0.1:6379/0' })
+    expect(configSecrets(config)).toEqual(['p%40ss', 'p@ss'])
+  })
+
   it('[stun]: a second listening IP enables RFC 5780', () => {
     expect(stunServerOptions(parse('').stun)).toEqual({ host: '0.0.0.0', port: 3478, software: 'peerlink', requestsPerSecondPerIp: 50, burstPerIp: 100 })
     const options = stunServerOptions(parse('[stun]\nlistening-ip = ["127.0.0.1", "127.0.0.2"]\nlistening-port = 0\nalt-listening-port = 0').stun)
@@ -172,7 +231,9 @@ describe('errors name the file, section and key', () => {
 
   it('unknown sections, sections of servers not built yet, keys outside sections', () => {
     expect(failure('[trun]\nrealm = "x"').message).toMatch(/unknown section or key "trun"; did you mean turn\?/)
-    expect(failure('[beacon]\nport = 4264').message).toMatch(/\[beacon\]: the beacon server is not in this version of peerlink-server yet/)
+    expect(failure('[beacon]\nport = 4264').message).toMatch(/^Config file \/etc\/peerlink\/peerlink-server\.toml: \[beacon\] port: unknown key/)
+    expect(failure('[beacon]\nmax-topics-per-connection = 4').message).toMatch(/\[beacon\] max-topics-per-connection: unknown key; did you mean max-identifiers-per-connection\?/)
+    expect(failure('[beacon]\nrealm = "x"').message).toMatch(/\[beacon\] realm: unknown key \(it is an option of \[turn\]\)/)
     expect(failure('[tunnel]').message).toMatch(/\[tunnel\]: the tunnel server/)
     expect(failure('realm = "x"').message).toMatch(/"realm" must be inside a section: put it under \[turn\]/)
     expect(failure('turn = 3').message).toMatch(/"turn" must be a section/)
@@ -193,6 +254,24 @@ describe('errors name the file, section and key', () => {
     expect(failure('[log]\nlevel = "loud"').message).toMatch(/\[log\] level must be one of fatal, error/)
     expect(failure('[log]\nmax-file-bytes = 10').message).toMatch(/max-file-bytes must be an integer from 1024/)
     expect(failure('[metrics]\nhost = "example.com"').message).toMatch(/\[metrics\] host must be an IP address/)
+  })
+
+  it('[beacon] types, ranges, and cross-checks with the Beacon server in the file\'s names and units', () => {
+    expect(failure('[beacon]\nlistening-port = "4264"').message).toBe(`Config file ${FILE}: [beacon] listening-port must be a port number (0-65535), got "4264"`)
+    expect(failure('[beacon]\nstun = "off"').message).toMatch(/\[beacon\] stun must be true or false, got "off"/)
+    expect(failure('[beacon]\nmax-message-bytes = 100000').message).toMatch(/\[beacon\] max-message-bytes must be an integer from 1024 to 16384/)
+    expect(failure('[beacon]\nmax-identifiers-per-connection = 2000').message).toMatch(/max-identifiers-per-connection must be an integer from 0 to 1024/)
+    expect(failure('[beacon]\nmessages-per-second = 0').message).toMatch(/messages-per-second must be an integer from 1/)
+    expect(failure('[beacon]\nheartbeat-interval = 0').message).toMatch(/\[beacon\] heartbeat-interval must be a positive number/)
+    expect(failure('[beacon]\nheartbeat-interval = 0.05').message).toBe(`Config file ${FILE}: [beacon] heartbeat-interval must be at least 0.1 seconds`)
+    expect(failure('[beacon]\nredis-expiry = 0.1').message).toMatch(/\[beacon\] redis-expiry must be at least 0.3 seconds/)
+    expect(failure('[beacon]\nhello-timeout = 1e9').message).toMatch(/\[beacon\] hello-timeout must be at most 2147483 seconds/)
+    expect(failure('[beacon]\nlistening-ip = ["127.0.0.1", "127.0.0.1"]').message).toMatch(/\[beacon\] listening-ip lists an address twice/)
+    expect(failure('[beacon]\ninstance-id = "no spaces"').message).toMatch(/\[beacon\] instance-id must be 1 to 64 characters/)
+    expect(failure('[beacon]\ncert = "a.pem"').message).toMatch(/\[beacon\] cert and pkey: give both/)
+    const redis = failure('[beacon]\nredis = "http://user:hunter2@example.com"').message
+    expect(redis).toMatch(/\[beacon\] redis must be a "redis:\/\/…" or "rediss:\/\/…" URL/)
+    expect(redis).not.toContain('hunter2')
   })
 
   it('cross-checks with the TURN server, in the file\'s names', () => {

@@ -352,10 +352,23 @@ export class BeaconServer {
   }
 }
 
-type ResolvedOptions = Required<Omit<BeaconServerOptions, 'host' | 'redis' | 'signal'>> & {
+/** {@link BeaconServerOptions} checked, with every default filled in. */
+export type ResolvedBeaconServerOptions = Required<Omit<BeaconServerOptions, 'host' | 'redis' | 'signal'>> & {
   hosts: string[]
   redis: string | undefined
   signal: AbortSignal | undefined
+}
+
+type ResolvedOptions = ResolvedBeaconServerOptions
+
+/**
+ * Checks `options` and fills in the defaults, as {@link BeaconServer.listen} does first
+ * (used by `peerlink-server` to validate its config file before listening).
+ *
+ * @throws `InvalidArgumentError` for a bad option, naming the field.
+ */
+export function resolveBeaconServerOptions(options: BeaconServerOptions): ResolvedBeaconServerOptions {
+  return resolveOptions(options)
 }
 
 function resolveOptions(options: BeaconServerOptions): ResolvedOptions {
