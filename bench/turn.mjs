@@ -9,7 +9,7 @@
 // Every relayed message crosses the relay twice (client → peer and the echo back), so
 // relayed packets = 2 × messages received by the clients.
 import { spawn, spawnSync } from 'node:child_process'
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs'
+import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { createSocket } from 'node:dgram'
 import os from 'node:os'
@@ -25,6 +25,9 @@ const MESSAGES = Number(arg('messages', 500))
 const SIZE = Number(arg('size', 1000))
 const INTERVAL = Number(arg('interval', 20))
 const TRANSPORTS = String(arg('transports', 'udp,tcp')).split(',')
+const SERVERS = String(arg('servers', 'coturn-1-thread,coturn-default,peerlink')).split(',')
+// Extra Node.js flags for peerlink's server process (experiments; empty by default).
+const NODE_FLAGS = String(arg('node-flags', '')).split(' ').filter(Boolean)
 const SECRET = 'bench-secret-not-for-production'
 const REALM = 'bench.peerlink'
 const HOST = '127.0.0.1'
@@ -63,6 +66,21 @@ function cpuTicks(pid) {
   return Number(fields[11]) + Number(fields[12]) // utime + stime (fields 14 and 15 of stat)
 }
 
+/** CPU ticks per thread name (main thread vs GC/libuv helpers), user and system. */
+function threadTicks(pid) {
+  const out = {}
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const fields = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')
+      out[`${name} user`] = (out[`${name} user`] ?? 0) + Number(fields[11])
+      out[`${name} system`] = (out[`${name} system`] ?? 0) + Number(fields[12])
+    } catch {}
+  }
+  return out
+}
+
 function rssKiB(pid) {
   const match = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return match ? Number(match[1]) : 0
@@ -97,7 +115,7 @@ async function startServer(kind, port, minPort, maxPort, dir) {
       listeningIps: [HOST], listeningPort: port, useAuthSecret: true, staticAuthSecrets: [SECRET], realm: REALM,
       allowLoopbackPeers: true, minPort, maxPort, noTls: true,
     }
-    child = spawn(process.execPath, [join(here, 'fixtures', 'turn-server.mjs'), JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit'] })
+    child = spawn(process.execPath, [...NODE_FLAGS, join(here, 'fixtures', 'turn-server.mjs'), JSON.stringify(options)], { stdio: ['ignore', 'ignore', 'inherit'] })
   }
   await waitForPort(port, 'udp', child)
   return {
@@ -153,9 +171,14 @@ async function measure(kind, transport) {
       } catch {}
     }, 50)
     const before = cpuTicks(server.pid)
+    const threadsBefore = threadTicks(server.pid)
     const start = Date.now()
     const { code, out } = await runClients(port, peerPort, transport)
     const after = cpuTicks(server.pid)
+    const threadsAfter = threadTicks(server.pid)
+    const threadCpuSeconds = Object.fromEntries(
+      Object.entries(threadsAfter).map(([name, ticks]) => [name, (ticks - (threadsBefore[name] ?? 0)) / TICKS]).filter(([, s]) => s > 0),
+    )
     clearInterval(sampler)
     const clients = parseClients(out)
     if (Number.isNaN(clients.received)) throw new Error(`turnutils_uclient exited ${code}: ${out.trim().split('\n').slice(-4).join(' | ')}`)
@@ -173,6 +196,7 @@ async function measure(kind, transport) {
       relayedPackets: relayed,
       cpuSeconds,
       cpuMicrosPerRelayedPacket: relayed > 0 ? (cpuSeconds * 1e6) / relayed : NaN,
+      threadCpuSeconds,
       rssIdleKiB: rssIdle,
       rssPeakKiB: rssPeak,
       rssKiBPerAllocation: (rssPeak - rssIdle) / CLIENTS,
@@ -187,7 +211,7 @@ async function measure(kind, transport) {
 const loadBefore = os.loadavg()[0]
 const results = []
 for (const transport of TRANSPORTS) {
-  for (const kind of ['coturn-1-thread', 'coturn-default', 'peerlink']) {
+  for (const kind of SERVERS) {
     try {
       results.push(await measure(kind, transport))
     } catch (err) {

@@ -11,14 +11,14 @@
  * @module
  */
 
-import type dgram from 'node:dgram'
 import type { AddressFamily, TransportAddress } from '../../stun/address.js'
 import { ChannelBinding } from './channel-binding.js'
 import type { ClientLink } from './client-link.js'
 import { dataIndication, parseSendIndication } from './data-indication.js'
 import { Permission } from './permission.js'
-import { closeUdpSocket, type RelayPort } from './relay-port-pool.js'
+import type { RelayPort } from './relay-port-pool.js'
 import type { TurnServerStats } from './turn-server-stats.js'
+import type { TurnUdpSocket, UdpRemote } from './udp-socket.js'
 
 /** A relayed transport address of an allocation. */
 export interface RelayEndpoint extends RelayPort {
@@ -86,8 +86,8 @@ export class Allocation {
   createTransactionId: Uint8Array | undefined
   /** The success response sent to that Allocate. */
   createResponse: Uint8Array | undefined
-  #relay4: dgram.Socket | undefined
-  #relay6: dgram.Socket | undefined
+  #relay4: TurnUdpSocket | undefined
+  #relay6: TurnUdpSocket | undefined
   readonly #stats: TurnServerStats
   readonly #maxBps: number
   // Token buckets (bytes) for maxBps: to peers, to the client.
@@ -110,7 +110,7 @@ export class Allocation {
     for (const relay of options.relays) {
       if (relay.family === 'IPv4') this.#relay4 = relay.socket
       else this.#relay6 = relay.socket
-      relay.socket.on('message', this.#onPeerMessage)
+      relay.socket.onMessage(this.#onPeerMessage)
     }
   }
 
@@ -165,7 +165,7 @@ export class Allocation {
     const permission = this.installPermission(peer, ip, now, permissionLifetimeMs)
     let binding = this.channels.get(number)
     if (binding === undefined) {
-      const relay = (peer.family === 'IPv4' ? this.#relay4 : this.#relay6) as dgram.Socket
+      const relay = (peer.family === 'IPv4' ? this.#relay4 : this.#relay6) as TurnUdpSocket
       binding = new ChannelBinding(number, peer, permission, relay)
       this.channels.set(number, binding)
       permission.channels.set(peer.port, binding)
@@ -187,8 +187,7 @@ export class Allocation {
       this.permissions.delete(host)
       for (const binding of permission.channels.values()) this.channels.delete(binding.number)
     }
-    relay.socket.off('message', this.#onPeerMessage)
-    await closeUdpSocket(relay.socket)
+    await relay.socket.close()
   }
 
   #allowToPeer(bytes: number): boolean {
@@ -226,9 +225,7 @@ export class Allocation {
       this.#stats.droppedPackets++
       return
     }
-    try {
-      binding.relay.send(frame, 4, length, binding.peer.port, binding.peer.host)
-    } catch {
+    if (!binding.relay.send(frame.subarray(4, 4 + length), binding.peer.port, binding.peer.host)) {
       this.#stats.droppedPackets++
       return
     }
@@ -251,9 +248,7 @@ export class Allocation {
       this.#stats.droppedPackets++
       return
     }
-    try {
-      relay.send(message, send.dataOffset, send.dataLength, send.port, send.host)
-    } catch {
+    if (!relay.send(message.subarray(send.dataOffset, send.dataOffset + send.dataLength), send.port, send.host)) {
       this.#stats.droppedPackets++
       return
     }
@@ -266,8 +261,8 @@ export class Allocation {
    * as ChannelData when a channel is bound to the peer's transport address, else as a
    * Data indication.
    */
-  readonly #onPeerMessage = (data: Buffer, rinfo: dgram.RemoteInfo): void => {
-    const permission = this.permissions.get(rinfo.address)
+  readonly #onPeerMessage = (data: Buffer, rinfo: UdpRemote): void => {
+    const permission = this.permissions.get(rinfo.host)
     if (permission === undefined || !permission.active) {
       this.#stats.droppedPackets++
       return
@@ -315,10 +310,7 @@ export class Allocation {
   /** Closes the relay sockets (idempotent); the caller does the bookkeeping. */
   close(): Promise<void> {
     this.#closed ??= Promise.all(
-      this.relays.map((relay) => {
-        relay.socket.off('message', this.#onPeerMessage)
-        return closeUdpSocket(relay.socket)
-      }),
+      this.relays.map((relay) => relay.socket.close()),
     ).then(() => {})
     return this.#closed
   }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Socket } from 'node:dgram'
+import type { TurnUdpSocket } from './udp-socket.js'
 import type { TransportAddress } from '../../stun/address.js'
 import type { Permission } from './permission.js'
 
@@ -25,13 +25,13 @@ export class ChannelBinding {
   /** The permission of the peer's IP (installed and refreshed along with the binding). */
   readonly permission: Permission
   /** The relay socket toward the peer (the allocation's socket of the peer's family). */
-  readonly relay: Socket
+  readonly relay: TurnUdpSocket
   /** Expiry time on the server's monotonic clock (ms). */
   expiresAt = 0
   /** Whether the binding is in force (false once expired). */
   active = false
 
-  constructor(number: number, peer: TransportAddress, permission: Permission, relay: Socket) {
+  constructor(number: number, peer: TransportAddress, permission: Permission, relay: TurnUdpSocket) {
     this.number = number
     this.peer = peer
     this.permission = permission

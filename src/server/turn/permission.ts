@@ -14,7 +14,7 @@ import type { ChannelBinding } from './channel-binding.js'
  * ChannelBind refresh can revive them.
  */
 export class Permission {
-  /** The peer IP, in the text form Node reports (`rinfo.address`). */
+  /** The peer IP, in the text form the relay socket reports for a sender (`UdpRemote.host`). */
   readonly host: string
   /** Address family of {@link Permission.host}. */
   readonly family: AddressFamily

@@ -6,8 +6,8 @@
  * @module
  */
 
-import dgram from 'node:dgram'
 import { randomBytes } from 'node:crypto'
+import { TurnUdpSocket, type UdpBindError } from './udp-socket.js'
 
 /** How long a reserved port waits for the Allocate that claims it (RFC 8656 §14.9: about 30 s). */
 export const RESERVATION_LIFETIME_MS = 30_000
@@ -18,7 +18,7 @@ const MAX_BIND_FAILURES = 32
 /** A bound relay socket. */
 export interface RelayPort {
   /** The socket, bound to `ip:port`. */
-  socket: dgram.Socket
+  socket: TurnUdpSocket
   /** Relay IP. */
   ip: string
   /** Port. */
@@ -48,65 +48,16 @@ interface Reservation extends RelayPort {
   expiresAt: number
 }
 
-function noop(): void {}
-
-/**
- * A `lookup` for UDP sockets that only ever send to IP literals: it answers at once.
- * Node's default goes through `dns.lookup`, which defers every `send` to the next tick
- * (measured: a large share of the relay's CPU per packet).
- */
-export function ipLiteralLookup(
-  address: string,
-  options: unknown,
-  callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  callback(null, address, typeof options === 'number' ? options : address.includes(':') ? 6 : 4)
-}
-
 /** Receive buffer asked for on relay sockets (the kernel caps it at `net.core.rmem_max`). */
 export const RELAY_SOCKET_BUFFER_BYTES = 1024 * 1024
 
-/**
- * Creates a UDP socket for IP literal use (IPv6 sockets are IPv6-only) with the given
- * kernel buffer sizes: large buffers ride out short pauses of the event loop (GC, a busy
- * machine) without dropping datagrams.
- */
-export function createUdpSocket(v6: boolean, bufferBytes: number): dgram.Socket {
-  return dgram.createSocket({
-    type: v6 ? 'udp6' : 'udp4',
-    ipv6Only: v6,
-    lookup: ipLiteralLookup,
-    recvBufferSize: bufferBytes,
-    sendBufferSize: bufferBytes,
-  })
-}
-
-function bindSocket(ip: string, port: number): Promise<dgram.Socket | NodeJS.ErrnoException> {
-  const socket = createUdpSocket(ip.includes(':'), RELAY_SOCKET_BUFFER_BYTES)
-  return new Promise((resolve) => {
-    const onError = (err: Error): void => {
-      void closeUdpSocket(socket)
-      resolve(err as NodeJS.ErrnoException)
-    }
-    socket.once('error', onError)
-    socket.bind({ port, address: ip, exclusive: true }, () => {
-      socket.off('error', onError)
-      // A send error (ICMP unreachable reported by Linux, …) must not crash the server.
-      socket.on('error', noop)
-      resolve(socket)
-    })
-  })
-}
-
-/** Closes a UDP socket, resolving when it is closed (or was already). */
-export function closeUdpSocket(socket: dgram.Socket): Promise<void> {
-  return new Promise((resolve) => {
-    try {
-      socket.close(() => resolve())
-    } catch {
-      resolve()
-    }
-  })
+/** Binds a relay socket, or returns the bind error. */
+function bindSocket(ip: string, port: number): TurnUdpSocket | UdpBindError {
+  try {
+    return TurnUdpSocket.bind(ip, port, RELAY_SOCKET_BUFFER_BYTES)
+  } catch (err) {
+    return err as UdpBindError
+  }
 }
 
 /** The relay port range shared by all allocations. */
@@ -159,7 +110,7 @@ export class RelayPortPool {
       if (used.has(port) || (options.reserveNext === true && used.has(port + 1))) continue
       used.add(port)
       if (options.reserveNext === true) used.add(port + 1)
-      const socket = await bindSocket(ip, port)
+      const socket = bindSocket(ip, port)
       if (socket instanceof Error) {
         used.delete(port)
         if (options.reserveNext === true) used.delete(port + 1)
@@ -167,9 +118,9 @@ export class RelayPortPool {
         continue
       }
       if (options.reserveNext !== true) return { socket, ip, port }
-      const next = await bindSocket(ip, port + 1)
+      const next = bindSocket(ip, port + 1)
       if (next instanceof Error) {
-        await closeUdpSocket(socket)
+        await socket.close()
         used.delete(port)
         used.delete(port + 1)
         failures++
@@ -212,10 +163,10 @@ export class RelayPortPool {
       if (reservation.expiresAt <= now) {
         this.#reservations.delete(key)
         this.release(reservation.ip, reservation.port)
-        closing.push(closeUdpSocket(reservation.socket))
+        closing.push(reservation.socket.close())
       }
     }
-    return Promise.all(closing).then(noop)
+    return Promise.all(closing).then(() => {})
   }
 
   /** Closes every reserved socket. */
@@ -223,6 +174,6 @@ export class RelayPortPool {
     const all = [...this.#reservations.values()]
     this.#reservations.clear()
     for (const reservation of all) this.release(reservation.ip, reservation.port)
-    await Promise.all(all.map((reservation) => closeUdpSocket(reservation.socket)))
+    await Promise.all(all.map((reservation) => reservation.socket.close()))
   }
 }

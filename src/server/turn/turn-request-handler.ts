@@ -25,7 +25,7 @@ import type { TurnAuthenticator } from './auth.js'
 import type { ClientLink } from './client-link.js'
 import { SEND_INDICATION_TYPE } from './data-indication.js'
 import type { PeerAddressPolicy } from './peer-address-policy.js'
-import { closeUdpSocket, type RelayPort, type RelayPortPool } from './relay-port-pool.js'
+import type { RelayPort, RelayPortPool } from './relay-port-pool.js'
 import type { ResolvedTurnServerOptions } from './turn-server-options.js'
 import type { TurnServerStats } from './turn-server-stats.js'
 
@@ -366,7 +366,7 @@ export class TurnRequestHandler {
   }
 
   async #releaseRelay(relay: RelayPort): Promise<void> {
-    await closeUdpSocket(relay.socket)
+    await relay.socket.close()
     this.#pool.release(relay.ip, relay.port)
   }
 

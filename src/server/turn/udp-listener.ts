@@ -6,16 +6,12 @@
  * @module
  */
 
-import type dgram from 'node:dgram'
-import { isIP } from 'node:net'
 import { SocketBindError } from '../../errors.js'
 import type { TransportAddress } from '../../stun/address.js'
 import { ClientLink } from './client-link.js'
-import { closeUdpSocket, createUdpSocket } from './relay-port-pool.js'
 import type { TurnRequestHandler } from './turn-request-handler.js'
 import type { TurnServerStats } from './turn-server-stats.js'
-
-function noop(): void {}
+import { TurnUdpSocket, type UdpRemote } from './udp-socket.js'
 
 /** Kernel buffers asked for on listening sockets, which carry every client's traffic. */
 export const LISTENER_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
@@ -23,10 +19,10 @@ export const LISTENER_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 /** A client 5-tuple over UDP. */
 class UdpClientLink extends ClientLink {
   readonly #listener: UdpListener
-  readonly #socket: dgram.Socket
+  readonly #socket: TurnUdpSocket
 
-  constructor(listener: UdpListener, socket: dgram.Socket, rinfo: dgram.RemoteInfo) {
-    super('udp', { family: rinfo.family === 'IPv6' ? 'IPv6' : 'IPv4', host: rinfo.address, port: rinfo.port }, listener.address)
+  constructor(listener: UdpListener, socket: TurnUdpSocket, from: UdpRemote) {
+    super('udp', { family: from.family === 6 ? 'IPv6' : 'IPv4', host: from.host, port: from.port }, listener.address)
     this.#listener = listener
     this.#socket = socket
   }
@@ -36,20 +32,11 @@ class UdpClientLink extends ClientLink {
   }
 
   sendMessage(message: Uint8Array): void {
-    try {
-      this.#socket.send(message, this.client.port, this.client.host)
-    } catch {
-      // the listener is closing
-    }
+    this.#socket.send(message, this.client.port, this.client.host)
   }
 
   sendData(frame: Buffer): boolean {
-    try {
-      this.#socket.send(frame, this.client.port, this.client.host)
-      return true
-    } catch {
-      return false
-    }
+    return this.#socket.send(frame, this.client.port, this.client.host)
   }
 }
 
@@ -57,21 +44,18 @@ class UdpClientLink extends ClientLink {
 export class UdpListener {
   /** The bound address. */
   readonly address: TransportAddress
-  readonly #socket: dgram.Socket
+  readonly #socket: TurnUdpSocket
   readonly #handler: TurnRequestHandler
   readonly #stats: TurnServerStats
   /** Links with an allocation (or an Allocate in progress): by port, then by IP. */
   readonly #links = new Map<number, Map<string, UdpClientLink>>()
 
-  private constructor(socket: dgram.Socket, handler: TurnRequestHandler, stats: TurnServerStats) {
-    const bound = socket.address()
-    this.address = { family: bound.family === 'IPv6' ? 'IPv6' : 'IPv4', host: bound.address, port: bound.port }
+  private constructor(socket: TurnUdpSocket, handler: TurnRequestHandler, stats: TurnServerStats) {
+    this.address = { family: socket.family, host: socket.host, port: socket.port }
     this.#socket = socket
     this.#handler = handler
     this.#stats = stats
-    socket.on('message', this.#onMessage)
-    // A send error (e.g. ICMP unreachable reported on Linux) must not kill the server.
-    socket.on('error', noop)
+    socket.onMessage(this.#onMessage)
   }
 
   /**
@@ -80,17 +64,10 @@ export class UdpListener {
    * @throws SocketBindError if the address cannot be bound (`cause.code` tells why).
    */
   static async bind(host: string, port: number, handler: TurnRequestHandler, stats: TurnServerStats): Promise<UdpListener> {
-    const socket = createUdpSocket(isIP(host) === 6, LISTENER_SOCKET_BUFFER_BYTES)
+    let socket: TurnUdpSocket
     try {
-      await new Promise<void>((resolve, reject) => {
-        socket.once('error', reject)
-        socket.bind(port, host, () => {
-          socket.off('error', reject)
-          resolve()
-        })
-      })
+      socket = TurnUdpSocket.bind(host, port, LISTENER_SOCKET_BUFFER_BYTES)
     } catch (err) {
-      await closeUdpSocket(socket)
       throw new SocketBindError(`Cannot listen on UDP ${host}:${port}: ${(err as Error).message}`, { cause: err })
     }
     return new UdpListener(socket, handler, stats)
@@ -115,7 +92,7 @@ export class UdpListener {
     }
   }
 
-  readonly #onMessage = (data: Buffer, rinfo: dgram.RemoteInfo): void => {
+  readonly #onMessage = (data: Buffer, rinfo: UdpRemote): void => {
     const first = data[0]
     if (first === undefined) {
       this.#stats.malformed++
@@ -123,7 +100,7 @@ export class UdpListener {
     }
     // RFC 8656 §12: the first two bits tell STUN (00) from ChannelData (01).
     if ((first & 0xc0) === 0x40) {
-      const allocation = this.#links.get(rinfo.port)?.get(rinfo.address)?.allocation
+      const allocation = this.#links.get(rinfo.port)?.get(rinfo.host)?.allocation
       if (allocation === undefined || data.length < 4) this.#stats.droppedPackets++
       else allocation.onChannelData(data)
       return
@@ -132,14 +109,13 @@ export class UdpListener {
       this.#stats.malformed++
       return
     }
-    const link = this.#links.get(rinfo.port)?.get(rinfo.address) ?? new UdpClientLink(this, this.#socket, rinfo)
+    const link = this.#links.get(rinfo.port)?.get(rinfo.host) ?? new UdpClientLink(this, this.#socket, rinfo)
     this.#handler.onStunFrame(link, data)
   }
 
   /** Closes the socket. */
   close(): Promise<void> {
-    this.#socket.off('message', this.#onMessage)
     this.#links.clear()
-    return closeUdpSocket(this.#socket)
+    return this.#socket.close()
   }
 }
