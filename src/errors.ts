@@ -52,6 +52,11 @@ export type ErrorCode =
   | 'ERR_TUNNEL_NAME_TAKEN'
   | 'ERR_TUNNEL_LIMIT'
   | 'ERR_TUNNEL_UNAVAILABLE'
+  | 'ERR_MUX_PROTOCOL'
+  | 'ERR_MUX_STREAM_REFUSED'
+  | 'ERR_MUX_STREAM_RESET'
+  | 'ERR_ICE_FAILED'
+  | 'ERR_ICE_SIGNAL_INVALID'
 
 /** Options common to every {@link PeerlinkError}. */
 export interface PeerlinkErrorOptions {
@@ -483,6 +488,71 @@ export class NatLabCommandError extends PeerlinkError {
     this.command = command
     this.exitCode = exitCode
     this.stderr = stderr
+  }
+}
+
+/** What happened to one candidate pair of a failed ICE attempt (see {@link IceFailedError}). */
+export interface IcePairOutcome {
+  /** The local candidate, `address:port typ type`. */
+  local: string
+  /** The remote candidate, `address:port typ type`. */
+  remote: string
+  /** The pair's final state (`'failed'`, `'waiting'`, …). */
+  state: string
+  /** Why it failed, when known (`'timeout'`, `'asymmetric response'`, `'error 401'`, …). */
+  reason?: string
+}
+
+/**
+ * ICE found no working candidate pair: every pair failed after both sides signalled the
+ * end of their candidates, or the attempt timed out. `pairs` holds each pair's outcome
+ * for diagnostics.
+ */
+export class IceFailedError extends PeerlinkError {
+  /** Why the attempt ended: `'failed'` (every pair failed), `'timeout'`, or `'consent-lost'`. */
+  readonly reason: 'failed' | 'timeout' | 'consent-lost'
+  /** Each candidate pair and how it ended. */
+  readonly pairs: readonly IcePairOutcome[]
+  constructor(reason: 'failed' | 'timeout' | 'consent-lost', pairs: readonly IcePairOutcome[], message?: string, options?: PeerlinkErrorOptions) {
+    super('ERR_ICE_FAILED', message ?? `ICE ${reason === 'timeout' ? 'timed out' : reason === 'consent-lost' ? 'lost consent' : 'failed'} (${pairs.length} candidate pair${pairs.length === 1 ? '' : 's'} tried)`, options)
+    this.reason = reason
+    this.pairs = pairs
+  }
+}
+
+/** A candidate line or ICE credentials from the remote (a signal) cannot be parsed or are invalid. */
+export class IceSignalInvalidError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_ICE_SIGNAL_INVALID', message, options)
+  }
+}
+
+/**
+ * The stream multiplexer of a connection received a malformed or hostile frame (bad
+ * version, unknown type, oversized, a stream id out of order, data beyond the flow-control
+ * window, …), or the remote reported that it did. The whole multiplexed connection is
+ * torn down. See `docs/stream-mux.md`.
+ */
+export class MuxProtocolError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_MUX_PROTOCOL', message, options)
+  }
+}
+
+/**
+ * A new stream on a multiplexed connection was refused: the limit of concurrent streams
+ * (either side's) was reached, the connection is going away, or nobody accepts streams.
+ */
+export class MuxStreamRefusedError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_MUX_STREAM_REFUSED', message, options)
+  }
+}
+
+/** The remote reset (aborted) a stream of a multiplexed connection before it ended normally. */
+export class MuxStreamResetError extends PeerlinkError {
+  constructor(message: string, options?: PeerlinkErrorOptions) {
+    super('ERR_MUX_STREAM_RESET', message, options)
   }
 }
 

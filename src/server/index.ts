@@ -88,3 +88,5 @@ export type { TurnServerStats } from './turn/turn-server-stats.js'
 export { PeerAddressPolicy, DEFAULT_DENIED_IPV4, DEFAULT_DENIED_IPV6, type PeerAddressPolicyOptions } from './turn/peer-address-policy.js'
 export { createRestApiCredentials, restApiPassword } from './turn/auth.js'
 export * from './beacon/index.js'
+// The WebSocket reverse-tunnel server.
+export * from './tunnel/index.js'

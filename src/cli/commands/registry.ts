@@ -7,3 +7,4 @@
  */
 export { idCommand } from './id.js'
 export { doctorCommand } from './doctor.js'
+export { exposeCommand } from './expose.js'

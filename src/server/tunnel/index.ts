@@ -1,0 +1,11 @@
+/**
+ * The WebSocket reverse-tunnel server (`peerlink-server tunnel`).
+ *
+ * @module
+ */
+export { TunnelServer } from './tunnel-server.js'
+export type { TunnelServerOptions, TunnelServerTlsOptions, TunnelServerLogger } from './tunnel-server-options.js'
+export { type TunnelServerStats, TUNNEL_STATS_METRICS } from './tunnel-server-stats.js'
+export type { TunnelState, TunnelNameRecord, TunnelDeviceRecord, TunnelServerRecord } from './tunnel-state.js'
+export { MemoryTunnelState } from './memory-tunnel-state.js'
+export { PortRange } from './port-range.js'

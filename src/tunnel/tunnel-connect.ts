@@ -1,0 +1,288 @@
+/**
+ * Opening a WebSocket to a tunnel server: TCP (`ws://`) or TLS (`wss://`, pinned to
+ * `#CERT_HASH` or validated against CAs), then the WebSocket upgrade. The control socket
+ * follows HTTP redirects (301, 302, 303, 307, 308) to another server of a fleet, up to
+ * {@link MAX_TUNNEL_REDIRECTS} hops, keeping the pin (a fleet shares one certificate)
+ * and never moving from `wss://` to `ws://`. Credentials are not part of the upgrade
+ * request: they travel in `hello`, after the new server's challenge, so they work at
+ * the server the redirect leads to.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import net, { isIP } from 'node:net'
+import tls from 'node:tls'
+import WebSocket from 'ws'
+import { connectTlsPinned } from '../cert-pin.js'
+import { AbortError, ConnectFailedError, HostUnresolvedError, TunnelProtocolError, throwIfAborted } from '../errors.js'
+import { CONTROL_PATH, TRANSFER_PATH } from './tunnel-messages.js'
+import { NO_CHANNEL_BINDING } from './tunnel-auth.js'
+
+/** Redirects a control connection follows at most. */
+export const MAX_TUNNEL_REDIRECTS = 5
+
+/** Where a tunnel WebSocket goes. */
+export interface TunnelEndpoint {
+  /** True for `wss://`. */
+  readonly secure: boolean
+  /** Host name or IP address (IPv6 without brackets). */
+  readonly host: string
+  /** Port. */
+  readonly port: number
+  /** The request path and query (`/v1/control?name=…`). */
+  readonly path: string
+  /** The pinned certificate hash (`wss://` only), or `undefined` for CA validation. */
+  readonly certHash: string | undefined
+}
+
+/** Options of {@link openTunnelSocket}. */
+export interface OpenTunnelSocketOptions {
+  /** Where to connect. */
+  endpoint: TunnelEndpoint
+  /**
+   * Follow HTTP redirects (control sockets).
+   * @default false
+   */
+  followRedirects?: boolean
+  /**
+   * Largest message accepted from the server, in bytes.
+   * @default 65_536
+   */
+  maxPayload?: number
+  /**
+   * Certificates to trust besides the system's CAs, for `wss://` without a pin.
+   * @default undefined
+   */
+  ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  /**
+   * Milliseconds for TCP, TLS and the upgrade of each hop.
+   * @default 10_000
+   */
+  timeout?: number
+  /**
+   * Cancels the attempt (rejects with `AbortError`).
+   * @default undefined
+   */
+  signal?: AbortSignal
+}
+
+/** An open tunnel WebSocket. */
+export interface OpenTunnelSocket {
+  /** The WebSocket, open and paused: attach listeners, then `ws.resume()`. */
+  ws: WebSocket
+  /** Where it ended up (after redirects). */
+  endpoint: TunnelEndpoint
+  /** SHA-256 of the server's DER certificate (`wss://`), or 32 zero bytes (`ws://`). */
+  binding: Uint8Array
+}
+
+/** `HOST:PORT` of an endpoint, IPv6 in brackets. */
+export function formatTunnelAddress(endpoint: Pick<TunnelEndpoint, 'host' | 'port'>): string {
+  return `${isIP(endpoint.host) === 6 ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`
+}
+
+/** The URL of an endpoint (no pin). */
+export function tunnelEndpointUrl(endpoint: TunnelEndpoint): string {
+  return `${endpoint.secure ? 'wss' : 'ws'}://${formatTunnelAddress(endpoint)}${endpoint.path}`
+}
+
+/** The control path under a tunnel URL path (`/` → `/v1/control`, `/t/` or `/t` → `/t/v1/control`). */
+export function controlPath(basePath: string): string {
+  return `${basePath.endsWith('/') ? basePath : `${basePath}/`}${CONTROL_PATH}`
+}
+
+/**
+ * The transfer path that goes with a control path (`…/v1/control?…` → `…/v1/transfer`).
+ *
+ * @throws {@link TunnelProtocolError} when `path` is not a control path.
+ */
+export function transferPathFor(path: string): string {
+  const bare = path.split('?')[0]!
+  if (!bare.endsWith(`/${CONTROL_PATH}`)) throw new TunnelProtocolError(`${JSON.stringify(bare)} is not a tunnel control path (…/${CONTROL_PATH})`)
+  return `${bare.slice(0, -CONTROL_PATH.length)}${TRANSFER_PATH}`
+}
+
+/**
+ * Opens a tunnel WebSocket (see the module notes).
+ *
+ * @throws {@link ConnectFailedError} (rejects) when TCP, TLS or the upgrade fails or times out, or a redirect is refused.
+ * @throws `CertificatePinMismatchError` (rejects) when a pinned server presents another certificate.
+ * @throws {@link HostUnresolvedError} (rejects) when the host name does not resolve.
+ * @throws {@link AbortError} (rejects) when `signal` fires first.
+ */
+export async function openTunnelSocket(options: OpenTunnelSocketOptions): Promise<OpenTunnelSocket> {
+  const { signal } = options
+  let endpoint = options.endpoint
+  throwIfAborted(signal)
+  for (let hop = 0; ; hop++) {
+    const outcome = await openOnce(endpoint, options)
+    if ('ws' in outcome) return outcome
+    if (options.followRedirects !== true) throw new ConnectFailedError(`tunnel server ${formatTunnelAddress(endpoint)} answered ${outcome.status} instead of a WebSocket upgrade`)
+    if (hop >= MAX_TUNNEL_REDIRECTS) throw new ConnectFailedError(`more than ${MAX_TUNNEL_REDIRECTS} redirects from tunnel server ${formatTunnelAddress(options.endpoint)}`)
+    endpoint = redirectTarget(endpoint, outcome.location)
+  }
+}
+
+/** The endpoint a `Location` header leads to. */
+function redirectTarget(from: TunnelEndpoint, location: string): TunnelEndpoint {
+  let url: URL
+  try {
+    url = new URL(location, tunnelEndpointUrl(from))
+  } catch (err) {
+    throw new ConnectFailedError(`tunnel server ${formatTunnelAddress(from)} redirected to an invalid URL`, { cause: err })
+  }
+  const scheme = url.protocol.slice(0, -1)
+  const secure = scheme === 'wss' || scheme === 'https'
+  if (!secure && scheme !== 'ws' && scheme !== 'http') throw new ConnectFailedError(`tunnel server ${formatTunnelAddress(from)} redirected to a ${scheme}: URL`)
+  if (from.secure && !secure) throw new ConnectFailedError(`tunnel server ${formatTunnelAddress(from)} redirected from wss:// to plain ws://; refused`)
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+  const port = url.port === '' ? (secure ? 443 : 80) : Number(url.port)
+  const path = `${url.pathname}${url.search}`
+  transferPathFor(path)
+  return { secure, host, port, path, certHash: secure ? from.certHash : undefined }
+}
+
+type Outcome = OpenTunnelSocket | { status: number; location: string }
+
+async function openOnce(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptions): Promise<Outcome> {
+  const timeout = options.timeout ?? 10_000
+  const where = formatTunnelAddress(endpoint)
+  const controller = new AbortController()
+  const timer = setTimeout(() => controller.abort(), timeout)
+  const onAbort = () => controller.abort()
+  options.signal?.addEventListener('abort', onAbort, { once: true })
+  const settle = (err: unknown): unknown => {
+    if (options.signal?.aborted === true) return new AbortError(undefined, { cause: options.signal.reason })
+    if (err instanceof AbortError || controller.signal.aborted) return new ConnectFailedError(`tunnel server ${where} did not answer within ${timeout} ms`, { cause: err })
+    return err
+  }
+  try {
+    let socket: net.Socket
+    try {
+      socket = await openSocket(endpoint, options, timeout, controller.signal)
+    } catch (err) {
+      throw settle(err)
+    }
+    const binding = socket instanceof tls.TLSSocket ? new Uint8Array(createHash('sha256').update(socket.getPeerCertificate(false).raw).digest()) : NO_CHANNEL_BINDING
+    const ws = new WebSocket(tunnelEndpointUrl(endpoint), {
+      createConnection: () => socket,
+      perMessageDeflate: false,
+      maxPayload: options.maxPayload ?? 65_536,
+      handshakeTimeout: timeout,
+      // Over TLS nobody on the path can see the frames, so masking (RFC 6455 §5.3, a
+      // defence for browsers' traffic through clear-text proxies) only costs CPU.
+      ...(endpoint.secure ? { generateMask: zeroMask } : {}),
+    })
+    try {
+      const outcome = await upgrade(ws, endpoint, binding, controller.signal)
+      if (!('ws' in outcome)) socket.destroy()
+      return outcome
+    } catch (err) {
+      ws.on('error', ignore)
+      ws.terminate()
+      socket.destroy()
+      throw settle(err)
+    }
+  } finally {
+    clearTimeout(timer)
+    options.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function zeroMask(mask: Buffer): void {
+  mask.fill(0)
+}
+
+function upgrade(ws: WebSocket, endpoint: TunnelEndpoint, binding: Uint8Array, signal: AbortSignal): Promise<Outcome> {
+  const where = formatTunnelAddress(endpoint)
+  return new Promise<Outcome>((resolve, reject) => {
+    const onAbort = () => fail(new AbortError())
+    const onOpen = () => {
+      cleanup()
+      // Messages that came with the upgrade response would be emitted before the caller
+      // can listen: hold them until it resumes.
+      ws.pause()
+      resolve({ ws, endpoint, binding })
+    }
+    const onError = (err: Error) => fail(new ConnectFailedError(`WebSocket to tunnel server ${where} failed: ${err.message}`, { cause: err }))
+    const onClose = () => fail(new ConnectFailedError(`tunnel server ${where} closed the connection during the upgrade`))
+    const onResponse = (_req: unknown, res: IncomingMessage) => {
+      const status = res.statusCode ?? 0
+      const location = res.headers.location
+      res.resume()
+      if ([301, 302, 303, 307, 308].includes(status) && typeof location === 'string' && location.length > 0) {
+        cleanup()
+        ws.on('error', ignore)
+        ws.terminate()
+        resolve({ status, location })
+        return
+      }
+      fail(new ConnectFailedError(`tunnel server ${where} refused the WebSocket: HTTP ${status}${res.headers['x-peerlink-error'] ? ` (${String(res.headers['x-peerlink-error'])})` : ''}`))
+    }
+    function cleanup(): void {
+      signal.removeEventListener('abort', onAbort)
+      ws.off('open', onOpen)
+      ws.off('error', onError)
+      ws.off('close', onClose)
+      ws.off('unexpected-response', onResponse)
+    }
+    function fail(err: Error): void {
+      cleanup()
+      reject(err)
+    }
+    if (signal.aborted) return onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    ws.on('open', onOpen)
+    ws.on('error', onError)
+    ws.on('close', onClose)
+    ws.on('unexpected-response', onResponse)
+  })
+}
+
+let pinnedContext: tls.SecureContext | undefined
+
+async function openSocket(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptions, timeout: number, signal: AbortSignal): Promise<net.Socket> {
+  const servername = isIP(endpoint.host) === 0 ? endpoint.host : undefined
+  const where = formatTunnelAddress(endpoint)
+  if (endpoint.secure && endpoint.certHash !== undefined) {
+    pinnedContext ??= tls.createSecureContext()
+    return connectTlsPinned({ host: endpoint.host, port: endpoint.port, certHash: endpoint.certHash, timeout, signal, secureContext: pinnedContext, ...(servername ? { servername } : {}) })
+  }
+  const ca = options.ca === undefined ? undefined : [...tls.rootCertificates, ...(Array.isArray(options.ca) ? options.ca : [options.ca as string | Uint8Array]).map(pem)]
+  return new Promise<net.Socket>((resolve, reject) => {
+    const socket: net.Socket = endpoint.secure
+      ? tls.connect({ host: endpoint.host, port: endpoint.port, rejectUnauthorized: true, ...(servername ? { servername } : {}), ...(ca ? { ca } : {}) })
+      : net.connect({ host: endpoint.host, port: endpoint.port })
+    const onAbort = () => fail(new AbortError())
+    const onError = (err: NodeJS.ErrnoException) => {
+      if ((err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') && servername !== undefined) return fail(new HostUnresolvedError(endpoint.host, err))
+      fail(new ConnectFailedError(`connection to tunnel server ${where} failed: ${err.code ?? err.message}`, { cause: err }))
+    }
+    const onClose = () => fail(new ConnectFailedError(`connection to tunnel server ${where} closed during the handshake`))
+    const onConnect = () => {
+      cleanup()
+      resolve(socket)
+    }
+    function cleanup(): void {
+      signal.removeEventListener('abort', onAbort)
+      socket.off('error', onError)
+      socket.off('close', onClose)
+    }
+    function fail(err: Error): void {
+      cleanup()
+      socket.destroy()
+      reject(err)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    socket.on('error', onError)
+    socket.on('close', onClose)
+    socket.once(endpoint.secure ? 'secureConnect' : 'connect', onConnect)
+  })
+}
+
+function pem(value: string | Uint8Array): string | Buffer {
+  return typeof value === 'string' ? value : Buffer.from(value)
+}
+
+function ignore(): void {}
