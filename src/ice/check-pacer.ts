@@ -1,0 +1,52 @@
+/**
+ * Pacing of connectivity checks (RFC 8445 §6.1.4.2, §14.2): at most one new check every
+ * Ta milliseconds, the first one at once.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../errors.js'
+
+/**
+ * Calls `send` at most once every `ta` ms while it reports that it sent something; stops
+ * by itself when `send` returns false, and restarts on {@link CheckPacer.kick}.
+ */
+export class CheckPacer {
+  readonly #ta: number
+  readonly #send: () => boolean
+  #timer: ReturnType<typeof setTimeout> | undefined
+  #lastSent = -Infinity
+  #stopped = false
+
+  /**
+   * @param ta - minimum interval between two checks in ms (RFC 8445 §14.2 Ta).
+   * @param send - sends the next check; returns false when there was none to send.
+   */
+  constructor(ta: number, send: () => boolean) {
+    if (!(Number.isFinite(ta) && ta >= 0)) throw new InvalidArgumentError('Ta must be a number ≥ 0')
+    this.#ta = ta
+    this.#send = send
+  }
+
+  /** There may be a check to send: send it now if Ta has passed, else when it has. */
+  kick(): void {
+    if (this.#stopped || this.#timer !== undefined) return
+    const delay = Math.max(0, this.#lastSent + this.#ta - performance.now())
+    this.#timer = setTimeout(this.#tick, delay)
+  }
+
+  /** Stops for good (clears the timer). */
+  stop(): void {
+    this.#stopped = true
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+  }
+
+  readonly #tick = (): void => {
+    this.#timer = undefined
+    if (this.#stopped) return
+    if (this.#send()) {
+      this.#lastSent = performance.now()
+      this.kick()
+    }
+  }
+}

@@ -1,0 +1,599 @@
+/**
+ * The ICE agent (RFC 8445 with trickle, RFC 8838, and consent freshness, RFC 7675) on
+ * the peer's one UDP socket: gathers and trickles local candidates, pairs them with the
+ * remote ones as they arrive, runs paced connectivity checks with triggered checks and
+ * role-conflict repair, nominates (controlling) or follows the nomination (controlled),
+ * then keeps the selected pair alive with consent checks.
+ *
+ * The agent never closes the socket and leaves udx stream packets alone: once a pair is
+ * selected, open the stream to `selection.remote` on the same socket.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events'
+import { randomBytes } from 'node:crypto'
+import {
+  AbortError,
+  IceFailedError,
+  InvalidArgumentError,
+  SocketClosedError,
+  StunMalformedError,
+  StunTimeoutError,
+} from '../errors.js'
+import { isStunMessage } from '../stun/classify.js'
+import type { DatagramEndpoint, DatagramSource } from '../stun/datagram-endpoint.js'
+import { createStunRequest, decodeStunMessage, encodeStunMessage, type DecodedStunMessage } from '../stun/message.js'
+import { StunTransactionManager, checkRetransmit, type StunResponse } from '../stun/transaction.js'
+import { peerSocketEndpoint } from '../transport/peer-socket-endpoint.js'
+import { createLocalCandidate, type IceCandidate, type LocalCandidate } from './candidate.js'
+import { parseCandidate, formatCandidate } from './candidate-codec.js'
+import { CandidateGatherer } from './candidate-gatherer.js'
+import type { CandidatePair } from './candidate-pair.js'
+import { candidatePriority } from './candidate-priority.js'
+import { canonicalHost, ipFamily } from './canonical-address.js'
+import { CheckPacer } from './check-pacer.js'
+import { Checklist } from './checklist.js'
+import { ConsentFreshness } from './consent-freshness.js'
+import { answerCheckRequest, checkIntegrityKey, createCheckRequest, interpretCheckResponse, type IncomingCheck } from './connectivity-check.js'
+import type { IceAgentEvents, IceAgentOptions, IceAgentState, IceConnectOptions, IceSelection } from './ice-agent-options.js'
+import { checkIceCredentials, generateIceCredentials, parseIceCredentials, type IceCredentials } from './ice-credentials.js'
+import { oppositeRole, randomTieBreaker, type IceRole } from './ice-role.js'
+import { createNomination, type NominationStrategy } from './nomination.js'
+
+const DEFAULT_CHECK_RETRANSMIT = { rto: 500, rc: 5, rm: 4 }
+const MAX_DEFERRED_CHECKS = 32
+
+interface InFlight {
+  controller: AbortController
+  startedAt: number
+  nominating: boolean
+}
+
+/**
+ * One ICE session on one socket.
+ *
+ * @example
+ * ```ts
+ * const agent = new IceAgent({ socket, role: 'controlling', stunServers })
+ * agent.on('candidate', (c) => beacon.signal('candidate', formatCandidate(c)))
+ * agent.on('end-of-candidates', () => beacon.signal('candidate', END_OF_CANDIDATES))
+ * // …when the answer arrives: agent.setRemoteCredentials(creds); agent.addRemoteCandidate(line) …
+ * const { remote } = await agent.connect({ signal, timeout: 10_000 })
+ * const conn = await openSecureConnection({ socket, remote: { host: remote.address, port: remote.port }, … })
+ * ```
+ */
+export class IceAgent extends EventEmitter<IceAgentEvents> {
+  readonly #endpoint: DatagramEndpoint
+  readonly #local: IceCredentials
+  #remote: IceCredentials | undefined
+  #role: IceRole
+  readonly #tieBreaker: bigint
+  readonly #checklist: Checklist
+  readonly #gatherer: CandidateGatherer
+  readonly #transactions: StunTransactionManager
+  readonly #pacer: CheckPacer
+  #nomination: NominationStrategy
+  readonly #options: IceAgentOptions
+  readonly #retransmit: { rto: number; rc: number; rm: number }
+  readonly #inFlight = new Map<CandidatePair, InFlight>()
+  readonly #deferred: { check: IncomingCheck; source: { address: string; port: number } }[] = []
+  readonly #unsubscribe: () => void
+  readonly #dualStack: boolean
+  #consent: ConsentFreshness | undefined
+  #state: IceAgentState = 'new'
+  #selection: IceSelection | undefined
+  #gathering: Promise<void> | undefined
+  #gatheringDone = false
+  #remoteEnded = false
+  #failure: IceFailedError | undefined
+  readonly #waiters = new Set<{ resolve: (s: IceSelection) => void; reject: (e: unknown) => void }>()
+  readonly #onAbort = (): void => this.close()
+
+  constructor(options: IceAgentOptions) {
+    super()
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('IceAgent needs options')
+    if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be "controlling" or "controlled"')
+    if ((options.socket === undefined) === (options.endpoint === undefined)) throw new InvalidArgumentError('IceAgent needs exactly one of socket and endpoint')
+    if (options.tieBreaker !== undefined && (typeof options.tieBreaker !== 'bigint' || options.tieBreaker < 0n || options.tieBreaker >= 2n ** 64n)) {
+      throw new InvalidArgumentError('tieBreaker must be a 64-bit unsigned bigint')
+    }
+    for (const [name, value] of [['ta', options.ta], ['nominationDelay', options.nominationDelay]] as const) {
+      if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`)
+    }
+    if (options.checkRetransmit !== undefined) checkRetransmit(options.checkRetransmit, 'IceAgent checkRetransmit')
+    if (options.socket !== undefined && options.socket.closed) throw new SocketClosedError('The socket is closed')
+    this.#options = options
+    this.#endpoint = options.endpoint ?? peerSocketEndpoint(options.socket as NonNullable<IceAgentOptions['socket']>)
+    const bound = this.#endpoint.localAddress?.()
+    if (bound === undefined) throw new InvalidArgumentError('The endpoint must report its local address')
+    this.#dualStack = ipFamily(bound.host) === 'IPv6'
+    this.#local = options.localCredentials === undefined ? generateIceCredentials() : checkIceCredentials(options.localCredentials, 'localCredentials')
+    if (options.remoteCredentials !== undefined) this.#remote = checkIceCredentials(options.remoteCredentials, 'remoteCredentials')
+    this.#role = options.role
+    this.#tieBreaker = options.tieBreaker ?? randomTieBreaker()
+    this.#retransmit = { ...DEFAULT_CHECK_RETRANSMIT, ...options.checkRetransmit }
+    this.#checklist = new Checklist({
+      role: this.#role,
+      ...(options.maxPairs === undefined ? {} : { maxPairs: options.maxPairs }),
+      onPairStateChange: (pair, from) => this.emit('pair-state', pair, from),
+    })
+    this.#gatherer = new CandidateGatherer({ endpoint: this.#endpoint, stunServers: options.stunServers ?? [], ...options.gather })
+    this.#gatherer.on('candidate', (candidate) => this.#onLocalCandidate(candidate))
+    this.#transactions = new StunTransactionManager({ send: (data, port, host) => this.#endpoint.send(data, port, host) })
+    this.#pacer = new CheckPacer(options.ta ?? 50, () => this.#sendNextCheck())
+    this.#nomination = this.#createNomination()
+    this.#unsubscribe = this.#endpoint.onMessage((data, from) => this.#onDatagram(data, from))
+    if (options.signal?.aborted === true) queueMicrotask(this.#onAbort)
+    else options.signal?.addEventListener('abort', this.#onAbort, { once: true })
+  }
+
+  /** Our credentials: signal them to the peer. */
+  get localCredentials(): IceCredentials {
+    return { ...this.#local }
+  }
+
+  /** Our current role (a role conflict may have changed it). */
+  get role(): IceRole {
+    return this.#role
+  }
+
+  /** The agent's state. */
+  get state(): IceAgentState {
+    return this.#state
+  }
+
+  /** Local candidates so far (gathered and peer-reflexive). */
+  get localCandidates(): readonly LocalCandidate[] {
+    return this.#checklist.localCandidates
+  }
+
+  /** Remote candidates so far (signalled and peer-reflexive). */
+  get remoteCandidates(): readonly IceCandidate[] {
+    return this.#checklist.remoteCandidates
+  }
+
+  /** The checklist's pairs, highest priority first. */
+  get pairs(): readonly CandidatePair[] {
+    return this.#checklist.pairs
+  }
+
+  /** The valid pairs, highest priority first. */
+  get validPairs(): readonly CandidatePair[] {
+    return this.#checklist.validPairs
+  }
+
+  /** The selected pair, once there is one. */
+  get selection(): IceSelection | undefined {
+    return this.#selection
+  }
+
+  /**
+   * Gathers local candidates, emitting `candidate` for each and then
+   * `end-of-candidates`. Checks start as soon as there are pairs; they do not wait for
+   * gathering to end. Idempotent. Rejects with `AbortError` if `signal` aborts.
+   */
+  gather(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'closed') return Promise.reject(new SocketClosedError('The ICE agent is closed'))
+    if (this.#gathering === undefined) {
+      if (this.#state === 'new') this.#setState('gathering')
+      this.#gathering = this.#gatherer.gather(options).then(() => {
+        this.#gatheringDone = true
+        if (this.#state !== 'closed') this.emit('end-of-candidates')
+        this.#checkForFailure()
+      })
+    }
+    return this.#gathering
+  }
+
+  /**
+   * Sets the peer's credentials (from its offer or answer).
+   *
+   * @throws IceSignalInvalidError if they are malformed.
+   */
+  setRemoteCredentials(credentials: IceCredentials): void {
+    const parsed = parseIceCredentials(credentials)
+    if (this.#remote !== undefined && (this.#remote.ufrag !== parsed.ufrag || this.#remote.pwd !== parsed.pwd)) {
+      throw new InvalidArgumentError('Remote credentials are already set (ICE restarts are not supported)')
+    }
+    this.#remote = parsed
+    this.#processDeferredChecks()
+    this.#pacer.kick()
+  }
+
+  /**
+   * Adds a trickled remote candidate: an RFC 8839 `candidate:` line or a candidate object.
+   * Non-UDP, FQDN and other-component candidates are refused.
+   *
+   * @throws IceSignalInvalidError for a malformed line; InvalidArgumentError for a malformed object.
+   */
+  addRemoteCandidate(candidate: IceCandidate | string): void {
+    const parsed = typeof candidate === 'string' ? parseCandidate(candidate) : parseCandidate(formatCandidate(candidate))
+    if (this.#state === 'closed' || this.#state === 'failed' || this.#selection !== undefined) return
+    if (parsed.component !== 1) return
+    const added = this.#checklist.addRemoteCandidate(parsed)
+    if (added.length > 0) this.#pacer.kick()
+  }
+
+  /** The peer signalled end-of-candidates (RFC 8838 §13): failure can now be decided. */
+  endOfRemoteCandidates(): void {
+    this.#remoteEnded = true
+    this.#checkForFailure()
+  }
+
+  /**
+   * Resolves with the selected pair, or rejects with `IceFailedError` (every pair failed
+   * after both sides' end-of-candidates, or `timeout`), `AbortError` (aborting closes the
+   * agent) or `SocketClosedError` if the agent is closed. Starts gathering if not started.
+   */
+  connect(options: IceConnectOptions = {}): Promise<IceSelection> {
+    const timeout = options.timeout ?? 30_000
+    if (!(Number.isFinite(timeout) && timeout > 0)) throw new InvalidArgumentError('timeout must be a positive number')
+    if (this.#selection !== undefined) return Promise.resolve(this.#selection)
+    if (this.#failure !== undefined) return Promise.reject(this.#failure)
+    if (this.#state === 'closed') return Promise.reject(new SocketClosedError('The ICE agent is closed'))
+    const { signal } = options
+    if (signal?.aborted === true) {
+      this.close()
+      return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    }
+    this.gather().catch(() => {}) // failures are reported through connect()
+    return new Promise<IceSelection>((resolve, reject) => {
+      const timer = setTimeout(() => this.#fail('timeout'), timeout)
+      const onAbort = (): void => {
+        cleanup()
+        reject(new AbortError(undefined, { cause: signal?.reason }))
+        this.close()
+      }
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        this.#waiters.delete(waiter)
+      }
+      const waiter = {
+        resolve: (s: IceSelection) => {
+          cleanup()
+          resolve(s)
+        },
+        reject: (e: unknown) => {
+          cleanup()
+          reject(e)
+        },
+      }
+      this.#waiters.add(waiter)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
+  }
+
+  /**
+   * Sends a Binding indication (RFC 8445 §11 keepalive) on the selected pair; no-op
+   * without one. Consent checks already keep NAT bindings open; this is for callers that
+   * want an extra packet now.
+   */
+  sendKeepalive(): void {
+    const selection = this.#selection
+    if (selection === undefined || this.#state !== 'connected') return
+    const indication = encodeStunMessage({ ...createStunRequest('binding'), class: 'indication' }, { fingerprint: true })
+    this.#send(indication, selection.remote)
+  }
+
+  /**
+   * Stops every timer, check and gathering request, removes the agent's listener from the
+   * socket (the socket stays open: it belongs to the caller) and rejects a pending
+   * `connect()` with `SocketClosedError`. Idempotent.
+   */
+  close(): void {
+    if (this.#state === 'closed') return
+    this.#stopChecks()
+    this.#consent?.stop()
+    this.#gatherer.close()
+    this.#transactions.close()
+    this.#unsubscribe()
+    this.#options.signal?.removeEventListener('abort', this.#onAbort)
+    this.#deferred.length = 0
+    this.#setState('closed')
+    for (const waiter of [...this.#waiters]) waiter.reject(new SocketClosedError('The ICE agent was closed'))
+  }
+
+  // ------------------------------------------------------------------ candidates
+
+  #onLocalCandidate(candidate: LocalCandidate): void {
+    if (this.#state === 'closed') return
+    this.emit('candidate', candidate)
+    const added = this.#checklist.addLocalCandidate(candidate)
+    this.#processDeferredChecks()
+    if (added.length > 0) this.#pacer.kick()
+  }
+
+  // ------------------------------------------------------------------ sending checks
+
+  #sendNextCheck(): boolean {
+    if (this.#remote === undefined || this.#selection !== undefined || this.#state === 'closed' || this.#state === 'failed') return false
+    const pair = this.#checklist.next()
+    if (pair === undefined) {
+      this.#checkForFailure()
+      return false
+    }
+    this.#startCheck(pair, false)
+    return true
+  }
+
+  #startCheck(pair: CandidatePair, nominating: boolean): void {
+    const remote = this.#remote as IceCredentials
+    if (!nominating) pair.setState('in-progress')
+    if (this.#state === 'new' || this.#state === 'gathering') this.#setState('checking')
+    // RFC 8445 §7.1.1: PRIORITY is the priority a peer-reflexive candidate would get.
+    const prflxPriority = candidatePriority('prflx', pair.local.localPreference)
+    const request = createCheckRequest({
+      local: this.#local,
+      remote,
+      priority: prflxPriority,
+      role: this.#role,
+      tieBreaker: this.#tieBreaker,
+      useCandidate: nominating,
+    })
+    const roleAtSend = this.#role
+    const controller = new AbortController()
+    const flight: InFlight = { controller, startedAt: performance.now(), nominating }
+    this.#inFlight.set(pair, flight)
+    pair.checksSent++
+    this.#transactions
+      .request(request, {
+        host: this.#wireHost(pair.remote.address),
+        port: pair.remote.port,
+        integrityKey: checkIntegrityKey(remote),
+        fingerprint: true,
+        acceptErrorResponse: true,
+        signal: controller.signal,
+        ...this.#retransmit,
+      })
+      .then(
+        (response) => this.#onCheckResponse(pair, flight, response, roleAtSend, prflxPriority),
+        (err: unknown) => this.#onCheckError(pair, flight, err),
+      )
+  }
+
+  #onCheckResponse(pair: CandidatePair, flight: InFlight, response: StunResponse, roleAtSend: IceRole, prflxPriority: number): void {
+    if (this.#inFlight.get(pair) === flight) this.#inFlight.delete(pair)
+    if (this.#state === 'closed' || this.#state === 'failed' || flight.controller.signal.aborted) return
+    const outcome = interpretCheckResponse(response, pair.remote)
+    if (outcome.kind === 'role-conflict') {
+      // RFC 8445 §7.2.5.1: switch to the role opposite the one the request claimed (if
+      // not already done) and retry the pair as a triggered check.
+      if (this.#role === roleAtSend) this.#switchRole()
+      if (pair.state === 'in-progress') pair.setState('waiting')
+      if (pair.state === 'waiting') this.#checklist.enqueueTriggered(pair)
+      if (flight.nominating) this.#nomination.onNominationFailed(pair)
+      this.#pacer.kick()
+      return
+    }
+    if (outcome.kind === 'failure') {
+      this.#pairFailed(pair, flight, outcome.reason)
+      return
+    }
+    pair.rttMs = response.rtt
+    // RFC 8445 §7.2.5.3.1: the local candidate is the one whose address is the mapped
+    // address, or a new peer-reflexive one with the PRIORITY the request carried.
+    let local = this.#checklist.findLocal(outcome.mapped.address, outcome.mapped.port)
+    if (local === undefined) {
+      local = createLocalCandidate({
+        type: 'prflx',
+        address: outcome.mapped.address,
+        port: outcome.mapped.port,
+        base: pair.local.base,
+        localPreference: pair.local.localPreference,
+        priority: prflxPriority,
+      })
+      this.#checklist.addLocalCandidate(local)
+    }
+    if (pair.state === 'in-progress') pair.setState('succeeded')
+    const valid = this.#checklist.addValidPair(pair, local)
+    // RFC 8445 §7.2.5.3.3: unfreeze the pairs of the same foundation.
+    this.#checklist.unfreezeFoundation(pair.foundation)
+    this.#pacer.kick()
+    this.#nomination.onValidPair(valid, pair, flight.nominating)
+  }
+
+  #onCheckError(pair: CandidatePair, flight: InFlight, err: unknown): void {
+    if (this.#inFlight.get(pair) === flight) this.#inFlight.delete(pair)
+    if (err instanceof AbortError || this.#state === 'closed' || this.#state === 'failed') return
+    const reason =
+      err instanceof StunTimeoutError ? 'timeout' : err instanceof StunMalformedError ? 'malformed response' : err instanceof SocketClosedError ? 'socket closed' : 'error'
+    this.#pairFailed(pair, flight, reason)
+  }
+
+  #pairFailed(pair: CandidatePair, flight: InFlight, reason: string): void {
+    if (pair.state === 'in-progress') pair.setState('failed', reason)
+    else pair.failureReason ??= reason
+    if (flight.nominating) this.#nomination.onNominationFailed(pair)
+    this.#nomination.onChecklistChanged()
+    this.#pacer.kick()
+    this.#checkForFailure()
+  }
+
+  // ------------------------------------------------------------------ answering checks
+
+  #onDatagram(data: Uint8Array, from: DatagramSource): void {
+    if (this.#state === 'closed' || !isStunMessage(data)) return
+    let message: DecodedStunMessage
+    try {
+      message = decodeStunMessage(data)
+    } catch {
+      return // RFC 8489 §6.3: malformed messages are discarded silently
+    }
+    if (message.class === 'success' || message.class === 'error') {
+      this.#transactions.handleResponse(message, from)
+      return
+    }
+    if (message.class !== 'request') return
+    const source = { address: canonicalHost(from.host) ?? from.host, port: from.port }
+    const answer = answerCheckRequest(message, source, this.#local, this.#role, this.#tieBreaker)
+    if (answer.kind === 'ignore') return
+    if (answer.kind === 'accept' && answer.switchRole) this.#switchRole() // RFC 8445 §7.3.1.1
+    this.#send(answer.response, source)
+    if (answer.kind === 'accept' && !this.#processCheck(answer.check, source) && this.#deferred.length < MAX_DEFERRED_CHECKS) {
+      // RFC 8445 §7.3: a check can arrive before the peer's credentials (or before our
+      // own candidates): answer it now, act on it when they are here.
+      this.#deferred.push({ check: answer.check, source })
+    }
+  }
+
+  #processDeferredChecks(): void {
+    const deferred = this.#deferred.splice(0)
+    for (const { check, source } of deferred) {
+      if (!this.#processCheck(check, source)) this.#deferred.push({ check, source })
+    }
+  }
+
+  /** Acts on a valid check (learning, triggered check, nomination); false if it must wait. */
+  #processCheck(check: IncomingCheck, source: { address: string; port: number }): boolean {
+    if (this.#selection !== undefined || this.#state === 'failed' || this.#state === 'closed') return true
+    if (this.#remote === undefined) return false
+    if (check.remoteUfrag !== this.#remote.ufrag) return true
+    if (this.#checklist.localCandidates.every((c) => ipFamily(c.address) !== ipFamily(source.address))) return false
+    let remote = this.#checklist.findRemote(source.address, source.port)
+    if (remote === undefined) {
+      // RFC 8445 §7.3.1.3: a peer-reflexive remote candidate, with the PRIORITY of the check.
+      remote = {
+        foundation: randomBytes(5).toString('hex'),
+        component: 1,
+        transport: 'udp',
+        priority: check.priority,
+        address: source.address,
+        port: source.port,
+        type: 'prflx',
+      }
+      this.#checklist.addRemoteCandidate(remote)
+    }
+    const local = this.#checklist.localFor(remote)
+    if (local === undefined) return true
+    // RFC 8445 §7.3.1.4: triggered check.
+    const pair = this.#checklist.pairForTriggeredCheck(local, remote)
+    if (pair.state === 'in-progress') {
+      const flight = this.#inFlight.get(pair)
+      // Cancel a check outstanding for longer than Ta and check again at once (its
+      // retransmissions may be minutes apart; the peer's check just opened the path).
+      if (flight !== undefined && !flight.nominating && performance.now() - flight.startedAt >= (this.#options.ta ?? 50)) {
+        flight.controller.abort()
+        this.#inFlight.delete(pair)
+        pair.setState('waiting')
+        this.#checklist.enqueueTriggered(pair)
+      }
+    } else if (pair.state !== 'succeeded') {
+      this.#checklist.enqueueTriggered(pair)
+    }
+    // RFC 8445 §7.3.1.5: USE-CANDIDATE (the controlled side acts on it).
+    if (check.useCandidate && this.#role === 'controlled') this.#nomination.onUseCandidate(pair)
+    this.#pacer.kick()
+    return true
+  }
+
+  // ------------------------------------------------------------------ roles, nomination, selection
+
+  #createNomination(): NominationStrategy {
+    return createNomination(
+      this.#role,
+      {
+        checklist: this.#checklist,
+        sendNomination: (pair) => this.#startCheck(pair, true),
+        select: (pair) => this.#select(pair),
+      },
+      this.#options.nominationDelay === undefined ? {} : { nominationDelay: this.#options.nominationDelay },
+    )
+  }
+
+  #switchRole(): void {
+    this.#role = oppositeRole(this.#role)
+    this.#checklist.setRole(this.#role)
+    this.#nomination.close()
+    this.#nomination = this.#createNomination()
+    this.emit('role-change', this.#role)
+    this.#nomination.onChecklistChanged()
+  }
+
+  #select(pair: CandidatePair): void {
+    if (this.#selection !== undefined || this.#state === 'closed' || this.#state === 'failed') return
+    const selection: IceSelection = { local: pair.local, remote: pair.remote, pair, rttMs: pair.rttMs }
+    this.#selection = selection
+    this.#stopChecks()
+    this.#consent = new ConsentFreshness({
+      check: (signal) => this.#consentCheck(pair, signal),
+      onLost: ({ sinceLastResponseMs }) => {
+        this.emit('consent-lost', { selection, sinceLastResponseMs })
+        this.#fail('consent-lost')
+      },
+      onResponse: (rtt) => {
+        pair.rttMs = rtt
+      },
+      ...(this.#options.consentInterval === undefined ? {} : { interval: this.#options.consentInterval }),
+      ...(this.#options.consentTimeout === undefined ? {} : { timeout: this.#options.consentTimeout }),
+    })
+    this.#consent.start()
+    this.#setState('connected')
+    this.emit('selected', selection)
+    for (const waiter of [...this.#waiters]) waiter.resolve(selection)
+  }
+
+  async #consentCheck(pair: CandidatePair, signal: AbortSignal): Promise<number> {
+    const remote = this.#remote as IceCredentials
+    const interval = this.#options.consentInterval ?? 5000
+    const response = await this.#transactions.request(
+      createCheckRequest({ local: this.#local, remote, priority: candidatePriority('prflx', pair.local.localPreference), role: this.#role, tieBreaker: this.#tieBreaker }),
+      { host: this.#wireHost(pair.remote.address), port: pair.remote.port, integrityKey: checkIntegrityKey(remote), fingerprint: true, signal, rto: interval, rc: 1, rm: 1 },
+    )
+    const outcome = interpretCheckResponse(response, pair.remote)
+    if (outcome.kind !== 'success') throw new StunMalformedError(`consent check: ${outcome.kind}`)
+    return response.rtt
+  }
+
+  // ------------------------------------------------------------------ ending
+
+  #checkForFailure(): void {
+    if (this.#selection !== undefined || this.#state === 'closed' || this.#state === 'failed') return
+    // RFC 8838 §8: failure only once both sides ended gathering and nothing is left to check.
+    if (!this.#gatheringDone || !this.#remoteEnded || this.#remote === undefined) return
+    if (this.#checklist.hasPendingChecks || this.#inFlight.size > 0 || this.#checklist.validPairs.length > 0) return
+    // With no pair at all, the peer's checks may still reveal a peer-reflexive candidate:
+    // only the connect() timeout ends such an attempt.
+    if (this.#checklist.pairs.length === 0) return
+    this.#fail('failed')
+  }
+
+  #fail(reason: 'failed' | 'timeout' | 'consent-lost'): void {
+    if (this.#state === 'closed' || this.#state === 'failed') return
+    if (reason !== 'consent-lost' && this.#selection !== undefined) return
+    this.#stopChecks()
+    this.#consent?.stop()
+    if (reason !== 'consent-lost') this.#checklist.failPending(reason)
+    const pairs = this.#checklist.outcomes()
+    this.#failure = new IceFailedError(reason, pairs)
+    this.#setState('failed')
+    this.emit('failed', { reason, pairs })
+    for (const waiter of [...this.#waiters]) waiter.reject(this.#failure)
+  }
+
+  #stopChecks(): void {
+    this.#pacer.stop()
+    this.#nomination.close()
+    for (const flight of this.#inFlight.values()) flight.controller.abort()
+    this.#inFlight.clear()
+  }
+
+  #setState(state: IceAgentState): void {
+    if (this.#state === state) return
+    this.#state = state
+    this.emit('state', state)
+  }
+
+  #send(data: Uint8Array, to: { address: string; port: number }): void {
+    try {
+      this.#endpoint.send(data, to.port, this.#wireHost(to.address))
+    } catch {
+      // A closed socket: the transactions report it; answers are best effort.
+    }
+  }
+
+  /** IPv4 destinations on a dual-stack (IPv6) socket are written IPv4-mapped. */
+  #wireHost(address: string): string {
+    return this.#dualStack && ipFamily(address) === 'IPv4' ? `::ffff:${address}` : address
+  }
+}
