@@ -2,16 +2,22 @@
  * peerlink: connect to a peer by its public key, through any NAT or firewall, over an
  * encrypted stream that is verified to end at that peer.
  *
- * This release holds the foundation: identities and PeerIds, the STUN codec and client
- * (including RFC 5780 NAT behaviour discovery), and the verified secure connection over
- * one UDP socket. `createPeer` / `peer.connect(peerId)` arrive with the ICE agent.
+ * `createPeer` gives a peer with one identity and one UDP socket; `peer.listen()` makes it
+ * reachable by PeerId through the Beacons, `peer.connect(peerId)` finds a direct UDP path
+ * with ICE (hole punching) and resolves with a connection whose remote proved that
+ * PeerId. A connection is a Duplex (its main stream) that carries any number of other
+ * streams. This version connects over direct paths; TURN and tunnel paths come next.
  *
  * @example
  * ```ts
- * import { loadOrCreateIdentity } from 'peerlink'
+ * import { createPeer, loadOrCreateIdentity } from 'peerlink'
  *
  * const identity = await loadOrCreateIdentity('./peer.key')   // created with mode 0600
- * console.log(identity.peerId)                                  // 12D3KooW…
+ * const peer = await createPeer({ identity, beacons: ['beacon.example.com:4264#weOs…'] })
+ * await peer.listen()
+ * peer.on('connection', (conn) => conn.pipe(conn))             // an echo service
+ * const conn = await peer.connect('12D3KooW…')                  // verified to be that peer
+ * conn.end('hello')
  * ```
  *
  * @packageDocumentation
@@ -22,3 +28,6 @@ export * from './stun/index.js'
 export * from './server-spec.js'
 export * from './beacon/index.js'
 export * from './tunnel/index.js'
+export * from './peer/index.js'
+export type { MuxStream } from './connection/mux-stream.js'
+export type { OpenStreamOptions } from './connection/stream-mux.js'

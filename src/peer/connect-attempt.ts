@@ -1,0 +1,364 @@
+/**
+ * One connection attempt between two peers, from either side: signalling through the
+ * Beacons, ICE on the peer's one UDP socket, then the verified encrypted session and
+ * the stream multiplexer on the selected path.
+ *
+ * ```text
+ * connecting side (ICE controlling)          listening side (ICE controlled)
+ *   gather ── offer {ice, stream, cands} ──▶   gather
+ *          ◀── answer {ice, stream, cands} ──
+ *          ◀─── candidate … (trickle) ───────▶
+ *   ICE checks on the pairs; nomination ◀──▶  selection of the nominated pair
+ *   Noise XX over a udx stream to the selected remote address (both verify the PeerId)
+ *   stream multiplexer; the main stream
+ * ```
+ *
+ * Signals may arrive in any order (each may come through a different Beacon): trickled
+ * candidates that arrive before the offer or answer are held until it comes.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto'
+import type { BeaconSet } from '../beacon/beacon-set.js'
+import type { IncomingSignal } from '../beacon/beacon-client-options.js'
+import { StreamMux } from '../connection/stream-mux.js'
+import { AbortError, ConnectFailedError, IceFailedError, PeerlinkError } from '../errors.js'
+import { formatCandidate } from '../ice/candidate-codec.js'
+import type { LocalCandidate } from '../ice/candidate.js'
+import { IceAgent } from '../ice/ice-agent.js'
+import type { IceAgentOptions, IceGatherOptions, IceSelection } from '../ice/ice-agent-options.js'
+import type { Identity } from '../identity/identity.js'
+import type { StunServerAddress } from '../stun/binding-client.js'
+import type { PeerSocket } from '../transport/peer-socket.js'
+import { openSecureConnection } from '../transport/secure-connection.js'
+import {
+  type SessionDescription,
+  MAX_SIGNAL_CANDIDATES,
+  decodeCandidateBatch,
+  decodeCloseReason,
+  decodeSessionDescription,
+  encodeCandidateBatch,
+  encodeCloseSignal,
+  encodeSessionDescription,
+} from './connect-signal.js'
+import { MAIN_STREAM_LABEL, PeerConnection } from './peer-connection.js'
+import type { AttemptEvent, ConnectionInfo } from './peer-options.js'
+
+/** Bytes of a session id. */
+export const SESSION_ID_BYTES = 16
+
+/** What an attempt needs from its Peer. */
+export interface AttemptContext {
+  socket: PeerSocket
+  identity: Identity
+  beacons: BeaconSet
+  stunServers: readonly StunServerAddress[]
+  gather: IceGatherOptions
+  ice: Partial<IceAgentOptions>
+  handshakeTimeout: number
+  emit: (event: AttemptEvent) => void
+  /** Called once the attempt is over (connected or failed). */
+  done: (attempt: ConnectAttempt) => void
+}
+
+/** A connection attempt (see the module notes). */
+export class ConnectAttempt {
+  /** The session id (chosen by the connecting side). */
+  readonly session: Uint8Array
+  /** The other peer. */
+  readonly peerId: string
+  /** Whether we are the connecting side. */
+  readonly initiator: boolean
+  readonly #ctx: AttemptContext
+  readonly #agent: IceAgent
+  readonly #localStream: number
+  readonly #started = performance.now()
+  readonly #controller = new AbortController()
+  readonly #outgoing: string[] = []
+  #outgoingEnd = false
+  #flushScheduled = false
+  #descriptionSent = false
+  #remote: SessionDescription | undefined
+  /** Remote candidate batches that came before the offer/answer. */
+  readonly #early: Uint8Array[] = []
+  #finished = false
+  #remoteResolve: (() => void) | undefined
+  readonly #remoteKnown: Promise<void>
+
+  constructor(ctx: AttemptContext, peerId: string, initiator: boolean, session?: Uint8Array) {
+    this.#ctx = ctx
+    this.peerId = peerId
+    this.initiator = initiator
+    this.session = session ?? new Uint8Array(randomBytes(SESSION_ID_BYTES))
+    this.#localStream = ctx.socket.allocateStreamId()
+    this.#agent = new IceAgent({
+      ...ctx.ice,
+      socket: ctx.socket,
+      role: initiator ? 'controlling' : 'controlled',
+      stunServers: ctx.stunServers,
+      gather: ctx.gather,
+      signal: this.#controller.signal,
+    })
+    this.#remoteKnown = new Promise((resolve) => (this.#remoteResolve = resolve))
+    this.#agent.on('candidate', this.#onLocalCandidate)
+    this.#agent.on('end-of-candidates', this.#onLocalEnd)
+  }
+
+  /** Milliseconds since the attempt started. */
+  get elapsed(): number {
+    return Math.round(performance.now() - this.#started)
+  }
+
+  #emit(step: AttemptEvent['step'], detail?: Record<string, unknown>): void {
+    this.#ctx.emit({ peerId: this.peerId, initiator: this.initiator, step, ms: this.elapsed, ...(detail ? { detail } : {}) })
+  }
+
+  /**
+   * Runs the attempt: resolves with the verified connection, rejects with a coded
+   * error (`ERR_CONNECT_FAILED` with the ICE outcome as cause, `ERR_PEER_IDENTITY_MISMATCH`,
+   * `ERR_BEACON_PEER_NOT_FOUND`, `ERR_ABORTED`, …).
+   */
+  async run(options: { signal?: AbortSignal | undefined; timeout: number; offer?: IncomingSignal }): Promise<PeerConnection> {
+    const timeoutSignal = AbortSignal.timeout(options.timeout)
+    const signal = options.signal === undefined ? timeoutSignal : AbortSignal.any([options.signal, timeoutSignal])
+    const onAbort = (): void => this.#controller.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      if (signal.aborted) throw new AbortError()
+      if (options.offer !== undefined) this.#acceptDescription(options.offer.payload)
+      void this.#agent.gather({ signal: this.#controller.signal }).catch(() => {
+        // Gathering failures (a STUN server not answering) leave the host candidates.
+      })
+      this.#scheduleFlush()
+      if (this.initiator) await abortable(this.#remoteKnown, this.#controller.signal)
+      const selection = await this.#agent.connect({ signal: this.#controller.signal, timeout: options.timeout })
+      const iceMs = this.elapsed
+      this.#emit('selected', describeSelection(selection))
+      const connection = await this.#secure(selection, iceMs)
+      this.#emit('verified', { path: connection.path, ms: connection.info.ms })
+      return connection
+    } catch (err) {
+      const error = this.#failure(err, signal, options.signal, timeoutSignal)
+      this.#emit('failed', { code: error instanceof PeerlinkError ? error.code : 'ERR_INTERNAL', message: error.message })
+      this.#abandon(error)
+      throw error
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      this.#finish()
+    }
+  }
+
+  async #secure(selection: IceSelection, iceMs: number): Promise<PeerConnection> {
+    const remote = this.#remote
+    if (remote === undefined) throw new ConnectFailedError('No offer/answer from the peer')
+    const handshakeStart = performance.now()
+    const secure = await openSecureConnection({
+      socket: this.#ctx.socket,
+      remote: { host: selection.remote.address, port: selection.remote.port },
+      localStreamId: this.#localStream,
+      remoteStreamId: remote.stream,
+      isInitiator: this.initiator,
+      keyPair: this.#ctx.identity.keyPair,
+      expectedPeerId: this.peerId,
+      handshakeTimeout: this.#ctx.handshakeTimeout,
+      signal: this.#controller.signal,
+    })
+    const mux = new StreamMux(secure, { isInitiator: this.initiator })
+    const main = this.initiator ? mux.openStream({ label: MAIN_STREAM_LABEL }) : await firstMainStream(mux, this.#controller.signal)
+    const info: ConnectionInfo = {
+      remotePeerId: this.peerId,
+      initiator: this.initiator,
+      path: selection.remote.type === 'relay' || selection.local.type === 'relay' ? 'turn' : 'direct',
+      local: { address: selection.local.address, port: selection.local.port, type: selection.local.type },
+      remote: { address: selection.remote.address, port: selection.remote.port, type: selection.remote.type },
+      rttMs: selection.rttMs,
+      ms: this.elapsed,
+      phases: { iceMs, handshakeMs: Math.round(performance.now() - handshakeStart) },
+    }
+    const agent = this.#agent
+    this.#keepAgent = true
+    return new PeerConnection({ mux, secure, agent, main, info, onClose: () => agent.close() })
+  }
+
+  #keepAgent = false
+
+  /** A signal for this attempt from the other peer. */
+  onSignal(signal: IncomingSignal): void {
+    if (this.#finished) return
+    try {
+      switch (signal.kind) {
+        case 'answer':
+          if (this.initiator) this.#acceptDescription(signal.payload)
+          break
+        case 'candidate':
+          if (this.#remote === undefined) {
+            if (this.#early.length < MAX_SIGNAL_CANDIDATES) this.#early.push(signal.payload)
+          } else {
+            this.#addRemoteCandidates(signal.payload)
+          }
+          break
+        case 'close':
+          this.#controller.abort(new ConnectFailedError(`The peer abandoned the attempt: ${decodeCloseReason(signal.payload) || 'no reason given'}`))
+          break
+        default:
+          break
+      }
+    } catch (err) {
+      this.#controller.abort(err)
+    }
+  }
+
+  /** Abandons the attempt (the Peer is closing). */
+  abort(reason: Error): void {
+    this.#controller.abort(reason)
+  }
+
+  #acceptDescription(payload: Uint8Array): void {
+    if (this.#remote !== undefined) return
+    const description = decodeSessionDescription(payload)
+    this.#remote = description
+    this.#agent.setRemoteCredentials(description.ice)
+    this.#emit(this.initiator ? 'answer' : 'offer', { candidates: description.candidates.length })
+    this.#addLines(description.candidates, description.end)
+    for (const early of this.#early.splice(0)) this.#addRemoteCandidates(early)
+    this.#remoteResolve?.()
+  }
+
+  #addRemoteCandidates(payload: Uint8Array): void {
+    const batch = decodeCandidateBatch(payload)
+    this.#emit('candidate', { remote: batch.candidates.length, end: batch.end })
+    this.#addLines(batch.candidates, batch.end)
+  }
+
+  #addLines(lines: readonly string[], end: boolean): void {
+    for (const line of lines) {
+      try {
+        this.#agent.addRemoteCandidate(line)
+      } catch {
+        // One candidate we cannot use (another address family, a malformed line) does
+        // not end the attempt: ICE fails only if no pair works.
+      }
+    }
+    if (end) this.#agent.endOfRemoteCandidates()
+  }
+
+  readonly #onLocalCandidate = (candidate: LocalCandidate): void => {
+    this.#outgoing.push(formatCandidate(candidate))
+    this.#scheduleFlush()
+  }
+
+  readonly #onLocalEnd = (): void => {
+    this.#outgoingEnd = true
+    this.#scheduleFlush()
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#finished) return
+    this.#flushScheduled = true
+    setImmediate(this.#flush)
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    if (this.#finished) return
+    // The responder answers only once it has the offer (it always has: it was created by it).
+    const candidates = this.#outgoing.splice(0, MAX_SIGNAL_CANDIDATES)
+    const end = this.#outgoingEnd && this.#outgoing.length === 0
+    if (!this.#descriptionSent) {
+      this.#descriptionSent = true
+      const payload = encodeSessionDescription({ ice: this.#agent.localCredentials, stream: this.#localStream, candidates, end })
+      if (end) this.#outgoingEnd = false
+      this.#send(this.initiator ? 'offer' : 'answer', payload, true)
+    } else if (candidates.length > 0 || end) {
+      if (end) this.#outgoingEnd = false
+      this.#send('candidate', encodeCandidateBatch({ candidates, end }), false)
+    }
+    if (this.#outgoing.length > 0) this.#scheduleFlush()
+  }
+
+  #send(kind: 'offer' | 'answer' | 'candidate', payload: Uint8Array, fatal: boolean): void {
+    this.#ctx.beacons.signal(this.peerId, { kind, session: this.session, payload }, { signal: this.#controller.signal }).then(
+      () => {},
+      (err: unknown) => {
+        // The offer must reach the peer (no Beacon knows it: fail at once); a lost
+        // trickled candidate only leaves one pair unchecked.
+        if (fatal && !this.#finished) this.#controller.abort(err)
+      },
+    )
+  }
+
+  #failure(err: unknown, signal: AbortSignal, userSignal: AbortSignal | undefined, timeoutSignal: AbortSignal): Error {
+    // The reason the attempt was aborted with is the real error (a peer not found, a
+    // close from the peer, a malformed signal); the agent's AbortError only echoes it.
+    const reason: unknown = this.#controller.signal.aborted ? this.#controller.signal.reason : err
+    if (userSignal?.aborted === true && signal.reason === userSignal.reason) return new AbortError('The connection attempt was aborted', { cause: userSignal.reason })
+    if (timeoutSignal.aborted && reason === timeoutSignal.reason) {
+      return new ConnectFailedError(`No connection to ${this.peerId} within the timeout`, { cause: err instanceof IceFailedError ? err : undefined })
+    }
+    if (reason instanceof IceFailedError) return new ConnectFailedError(`No direct path to ${this.peerId}: ${reason.message}`, { cause: reason })
+    if (reason instanceof PeerlinkError) return reason
+    if (reason instanceof Error) return new ConnectFailedError(`Connecting to ${this.peerId} failed: ${reason.message}`, { cause: reason })
+    return new ConnectFailedError(`Connecting to ${this.peerId} failed`, { cause: reason })
+  }
+
+  #abandon(error: Error): void {
+    if (!this.#descriptionSent && !this.initiator) return
+    const reason = error instanceof PeerlinkError ? error.code : 'ERR_CONNECT_FAILED'
+    this.#ctx.beacons.signal(this.peerId, { kind: 'close', session: this.session, payload: encodeCloseSignal(reason) }).catch(() => {})
+  }
+
+  #finish(): void {
+    if (this.#finished) return
+    this.#finished = true
+    this.#agent.off('candidate', this.#onLocalCandidate)
+    this.#agent.off('end-of-candidates', this.#onLocalEnd)
+    if (!this.#keepAgent) {
+      this.#controller.abort(new AbortError('The connection attempt ended'))
+      this.#agent.close()
+      this.#ctx.socket.releaseStreamId(this.#localStream)
+    }
+    this.#ctx.done(this)
+  }
+}
+
+function describeSelection(selection: IceSelection): Record<string, unknown> {
+  return {
+    local: `${selection.local.type} ${selection.local.address}:${selection.local.port}`,
+    remote: `${selection.remote.type} ${selection.remote.address}:${selection.remote.port}`,
+    rttMs: selection.rttMs,
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason)
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
+/** The listening side's main stream: the first stream the connecting side opens. */
+function firstMainStream(mux: StreamMux, signal: AbortSignal): Promise<import('../connection/mux-stream.js').MuxStream> {
+  return abortable(
+    new Promise((resolve, reject) => {
+      const onStream = (stream: import('../connection/mux-stream.js').MuxStream): void => {
+        if (stream.label !== MAIN_STREAM_LABEL) return
+        mux.off('stream', onStream)
+        resolve(stream)
+      }
+      mux.on('stream', onStream)
+      mux.once('close', () => reject(new ConnectFailedError('The session closed before the main stream opened')))
+    }),
+    signal,
+  )
+}

@@ -1,0 +1,135 @@
+/**
+ * The signalling data of a connection attempt, carried opaque by the Beacon
+ * (`offer`, `answer`, `candidate`, `close` signals; docs/beacon-protocol.md): the ICE
+ * credentials, the udx stream id the sender will use, and trickled candidates
+ * (RFC 8839 `candidate:` lines).
+ *
+ * ```text
+ * offer / answer : { v: 1, ufrag, pwd, stream, candidates: string[], end: boolean }
+ * candidate      : { v: 1, candidates: string[], end: boolean }
+ * close          : { v: 1, reason: string }
+ * ```
+ *
+ * MessagePack; every field is checked on decode, and anything else is an
+ * `IceSignalInvalidError` (`ERR_ICE_SIGNAL_INVALID`): a peer that sends garbage ends its
+ * own attempt and harms nothing else.
+ *
+ * @module
+ */
+import { decode, encode } from '@msgpack/msgpack'
+import { IceSignalInvalidError } from '../errors.js'
+import { MAX_CANDIDATE_LINE } from '../ice/candidate-codec.js'
+import { type IceCredentials, parseIceCredentials } from '../ice/ice-credentials.js'
+
+/** Version of the signalling payloads. */
+export const CONNECT_SIGNAL_VERSION = 1
+
+/** Most candidates in one signal (a Beacon payload is at most 8 KiB anyway). */
+export const MAX_SIGNAL_CANDIDATES = 32
+
+/** Longest close reason. */
+const MAX_REASON_LENGTH = 200
+
+/** An offer (from the connecting side) or an answer (from the listening side). */
+export interface SessionDescription {
+  /** The sender's ICE credentials. */
+  ice: IceCredentials
+  /** The udx stream id the sender uses for this connection. */
+  stream: number
+  /** Candidates known when it was sent (more may trickle). */
+  candidates: string[]
+  /** Whether the sender has no more candidates. */
+  end: boolean
+}
+
+/** Trickled candidates. */
+export interface CandidateBatch {
+  /** Candidate lines. */
+  candidates: string[]
+  /** Whether these are the sender's last. */
+  end: boolean
+}
+
+/** Encodes an offer or an answer. */
+export function encodeSessionDescription(description: SessionDescription): Uint8Array {
+  return encode({
+    v: CONNECT_SIGNAL_VERSION,
+    ufrag: description.ice.ufrag,
+    pwd: description.ice.pwd,
+    stream: description.stream,
+    candidates: description.candidates,
+    end: description.end,
+  })
+}
+
+/** Encodes trickled candidates. */
+export function encodeCandidateBatch(batch: CandidateBatch): Uint8Array {
+  return encode({ v: CONNECT_SIGNAL_VERSION, candidates: batch.candidates, end: batch.end })
+}
+
+/** Encodes a close signal (the attempt is abandoned; `reason` is for diagnostics). */
+export function encodeCloseSignal(reason: string): Uint8Array {
+  return encode({ v: CONNECT_SIGNAL_VERSION, reason: reason.slice(0, MAX_REASON_LENGTH) })
+}
+
+function decodeMap(payload: Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown
+  try {
+    value = decode(payload, { maxStrLength: 4096, maxBinLength: 0, maxArrayLength: MAX_SIGNAL_CANDIDATES, maxMapLength: 16, maxExtLength: 0 })
+  } catch (err) {
+    throw new IceSignalInvalidError(`The ${what} is not valid MessagePack`, { cause: err })
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new IceSignalInvalidError(`The ${what} is not a map`)
+  const map = value as Record<string, unknown>
+  if (map['v'] !== CONNECT_SIGNAL_VERSION) throw new IceSignalInvalidError(`The ${what} has an unsupported version ${String(map['v'])}`)
+  return map
+}
+
+function candidateLines(map: Record<string, unknown>, what: string): { candidates: string[]; end: boolean } {
+  const candidates = map['candidates']
+  if (!Array.isArray(candidates) || candidates.length > MAX_SIGNAL_CANDIDATES) throw new IceSignalInvalidError(`The ${what} has no valid candidate list`)
+  for (const line of candidates) {
+    if (typeof line !== 'string' || line.length > MAX_CANDIDATE_LINE) throw new IceSignalInvalidError(`The ${what} has a candidate that is not a string of at most ${MAX_CANDIDATE_LINE} characters`)
+  }
+  const end = map['end']
+  if (typeof end !== 'boolean') throw new IceSignalInvalidError(`The ${what} has no end flag`)
+  return { candidates: candidates as string[], end }
+}
+
+/**
+ * Decodes an offer or an answer. The candidate lines are checked for size only; the ICE
+ * agent parses each (and ignores one it cannot use).
+ *
+ * @throws IceSignalInvalidError for anything malformed.
+ */
+export function decodeSessionDescription(payload: Uint8Array): SessionDescription {
+  const map = decodeMap(payload, 'offer/answer')
+  const ice = parseIceCredentials({ ufrag: map['ufrag'], pwd: map['pwd'] })
+  const stream = map['stream']
+  if (typeof stream !== 'number' || !Number.isInteger(stream) || stream < 1 || stream > 0xffffffff) {
+    throw new IceSignalInvalidError('The offer/answer has no valid stream id')
+  }
+  return { ice, stream, ...candidateLines(map, 'offer/answer') }
+}
+
+/**
+ * Decodes trickled candidates.
+ *
+ * @throws IceSignalInvalidError for anything malformed.
+ */
+export function decodeCandidateBatch(payload: Uint8Array): CandidateBatch {
+  return candidateLines(decodeMap(payload, 'candidate signal'), 'candidate signal')
+}
+
+/**
+ * Decodes a close signal's reason ('' when it has none or it is malformed: a close is
+ * honoured whatever it says).
+ */
+export function decodeCloseReason(payload: Uint8Array): string {
+  try {
+    const reason = decodeMap(payload, 'close signal')['reason']
+    return typeof reason === 'string' ? reason.slice(0, MAX_REASON_LENGTH) : ''
+  } catch {
+    return ''
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * A verified connection to one peer: a Node `Duplex` (its main stream) that also
+ * carries any number of independent streams ({@link PeerConnection.openStream}, the
+ * `'stream'` event), over one encrypted session whose remote proved `remotePeerId`.
+ *
+ * The main stream is the multiplexer's stream labelled {@link MAIN_STREAM_LABEL}, opened
+ * by the connecting side as soon as the session is up; the listening side takes it as
+ * its own main stream. Other streams carry whatever label the opener gives.
+ *
+ * @module
+ */
+import { Duplex } from 'node:stream'
+import { ConnectionClosedError } from '../errors.js'
+import type { MuxStream } from '../connection/mux-stream.js'
+import type { OpenStreamOptions, StreamMux } from '../connection/stream-mux.js'
+import type { IceAgent } from '../ice/ice-agent.js'
+import type { SecureConnection } from '../transport/secure-connection.js'
+import type { ConnectionInfo, ConnectionPath } from './peer-options.js'
+
+/** How long a graceful close waits for open streams, ms. */
+const GRACEFUL_CLOSE_MS = 5_000
+
+/** Label of the main stream of a connection. */
+export const MAIN_STREAM_LABEL = 'peerlink/main'
+
+/** Events of a {@link PeerConnection} besides those of a Duplex. */
+export interface PeerConnectionEventMap {
+  /** The remote opened a stream. */
+  stream: [stream: MuxStream]
+  /** The path changed (later versions move between direct, TURN and tunnel paths). */
+  path: [info: { path: ConnectionPath; reason: string }]
+}
+
+/** Parts a {@link PeerConnection} is made of (built by the Peer). */
+export interface PeerConnectionParts {
+  mux: StreamMux
+  secure: SecureConnection
+  agent: IceAgent | undefined
+  main: MuxStream
+  info: ConnectionInfo
+  onClose: () => void
+}
+
+/**
+ * A verified connection (see the module notes). Created by `peer.connect()` and
+ * emitted by the Peer's `'connection'` event; never constructed by applications.
+ *
+ * @example
+ * ```ts
+ * const conn = await peer.connect(peerId)
+ * conn.write('hello')                      // the main stream
+ * const extra = conn.openStream({ label: 'file' })
+ * conn.on('stream', (s) => s.pipe(s))      // streams the remote opens
+ * ```
+ */
+export class PeerConnection extends Duplex {
+  /** The remote's PeerId, proved by its key in the handshake. */
+  readonly remotePeerId: string
+  /** How the connection was made: addresses, candidates, timings. */
+  readonly info: ConnectionInfo
+  readonly #mux: StreamMux
+  readonly #secure: SecureConnection
+  readonly #agent: IceAgent | undefined
+  readonly #main: MuxStream
+  readonly #onClose: () => void
+
+  /** @internal */
+  constructor(parts: PeerConnectionParts) {
+    super({ allowHalfOpen: true })
+    this.#mux = parts.mux
+    this.#secure = parts.secure
+    this.#agent = parts.agent
+    this.#main = parts.main
+    this.#onClose = parts.onClose
+    this.info = parts.info
+    this.remotePeerId = parts.info.remotePeerId
+    const main = parts.main
+    main.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) main.pause()
+    })
+    main.once('end', () => this.push(null))
+    main.on('error', (err: Error) => this.destroy(err))
+    main.once('close', () => {
+      // The remote reset the main stream or the session ended.
+      if (!this.destroyed && !main.readableEnded) this.destroy(new ConnectionClosedError('The connection closed'))
+    })
+    parts.mux.on('stream', (stream) => this.emit('stream', stream))
+    parts.mux.once('error', (err: Error) => this.destroy(err))
+    parts.mux.once('close', () => {
+      if (!this.destroyed) this.destroy()
+    })
+    parts.agent?.once('consent-lost', () => this.destroy(new ConnectionClosedError('The peer stopped answering consent checks (RFC 7675)')))
+  }
+
+  /** The path the connection uses now. */
+  get path(): ConnectionPath {
+    return this.info.path
+  }
+
+  /** Round-trip time measured by the stream multiplexer's pings, ms (undefined before one). */
+  get rtt(): number | undefined {
+    return this.#mux.rtt ?? this.info.rttMs
+  }
+
+  /**
+   * Opens a new independent stream to the peer (usable at once); the remote receives it
+   * in its `'stream'` event with the same `label`.
+   *
+   * @throws InvalidArgumentError at once for a bad label.
+   */
+  openStream(options: OpenStreamOptions = {}): MuxStream {
+    return this.#mux.openStream(options)
+  }
+
+  /** @internal */
+  override _read(): void {
+    this.#main.resume()
+  }
+
+  /** @internal */
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.#main.write(chunk, encoding)) callback()
+    else this.#main.once('drain', () => callback())
+  }
+
+  /** @internal */
+  override _final(callback: (error?: Error | null) => void): void {
+    this.#main.end(() => callback())
+  }
+
+  #released: Promise<void> | undefined
+
+  /** @internal */
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    const graceful = err === null && this.#main.readableEnded && this.#main.writableFinished
+    if (graceful) {
+      // Both directions of the main stream ended: let the other streams and the data in
+      // flight finish (go-away), then end the session, instead of resetting it under the
+      // peer's last bytes.
+      this.#released = this.#mux.close({ timeout: GRACEFUL_CLOSE_MS }).then(() => this.#teardown(null))
+    } else {
+      this.#teardown(err)
+      this.#released = Promise.resolve()
+    }
+    callback(err)
+  }
+
+  #teardown(err: Error | null): void {
+    if (!this.#main.destroyed) this.#main.destroy()
+    this.#mux.destroy(err ?? undefined)
+    this.#secure.destroy()
+    this.#agent?.close()
+    this.#onClose()
+  }
+
+  /**
+   * Ends the connection gracefully: ends the main stream, lets open streams finish (up
+   * to `timeout` ms, default 5000), then closes the session. Resolves when everything
+   * is released.
+   */
+  async close(options: { timeout?: number } = {}): Promise<void> {
+    if (!this.destroyed) {
+      this.end()
+      await this.#mux.close({ timeout: options.timeout ?? GRACEFUL_CLOSE_MS })
+      if (!this.destroyed) this.destroy()
+    }
+    await this.#released
+  }
+}

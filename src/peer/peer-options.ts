@@ -1,0 +1,155 @@
+/**
+ * Options, events and results of {@link createPeer} and {@link Peer.connect}.
+ * @module
+ */
+import type { BeaconAddress } from '../beacon/beacon-client-options.js'
+import type { IceAgentOptions, IceGatherOptions } from '../ice/ice-agent-options.js'
+import type { Identity } from '../identity/identity.js'
+import type { StunServerAddress } from '../stun/binding-client.js'
+// Referenced from TSDoc only.
+import type { Peer, createPeer } from './peer.js'
+
+/**
+ * How a connection reaches the peer: `direct` (a UDP path found by ICE: host,
+ * server-reflexive or peer-reflexive candidates), `turn` (through a TURN relay) or
+ * `tunnel` (through a WebSocket tunnel server). This version connects directly only.
+ */
+export type ConnectionPath = 'direct' | 'turn' | 'tunnel'
+
+/** Every path, in the order a connection tries them. */
+export const CONNECTION_PATHS: readonly ConnectionPath[] = Object.freeze(['direct', 'turn', 'tunnel'])
+
+/** Options of {@link createPeer}. */
+export interface PeerOptions {
+  /**
+   * The peer's identity (its key pair and PeerId).
+   * @default a fresh identity (see `loadOrCreateIdentity` to keep one in a file)
+   */
+  identity?: Identity
+  /**
+   * Beacons: `HOST:PORT#CERT_HASH` (or without `#…` for CA validation). A Beacon also
+   * answers STUN on its UDP port, so it gives server-reflexive candidates too.
+   * @default []
+   */
+  beacons?: ReadonlyArray<BeaconAddress | readonly BeaconAddress[]>
+  /**
+   * More STUN servers, `stun:HOST:PORT` or `{ host, port }`.
+   * @default []
+   */
+  stun?: ReadonlyArray<string | StunServerAddress>
+  /**
+   * Whether the Beacons' UDP ports are used as STUN servers.
+   * @default true
+   */
+  beaconStun?: boolean
+  /**
+   * Local address of the peer's UDP socket.
+   * @default '0.0.0.0'
+   */
+  host?: string
+  /**
+   * Local UDP port.
+   * @default 0 (any free port)
+   */
+  port?: number
+  /**
+   * Which host candidates to offer (tests pass exact `hostAddresses`).
+   * @default {} (every non-internal interface)
+   */
+  gather?: IceGatherOptions
+  /**
+   * ICE timing (Ta, retransmissions, nomination delay, consent intervals).
+   * @default the ICE agent's defaults
+   */
+  ice?: Pick<IceAgentOptions, 'ta' | 'checkRetransmit' | 'nominationDelay' | 'consentInterval' | 'consentTimeout' | 'maxPairs'>
+  /**
+   * Milliseconds a connection attempt may take, signalling included.
+   * @default 30000
+   */
+  connectTimeout?: number
+  /**
+   * Milliseconds the encrypted handshake may take once a path is found.
+   * @default 10000
+   */
+  handshakeTimeout?: number
+  /**
+   * Closes the peer when aborted.
+   * @default undefined
+   */
+  signal?: AbortSignal
+}
+
+/** Options of {@link Peer.connect}. */
+export interface ConnectOptions {
+  /**
+   * Aborting rejects with `AbortError` and abandons the attempt.
+   * @default undefined
+   */
+  signal?: AbortSignal
+  /**
+   * Milliseconds until the attempt fails with `ConnectFailedError`.
+   * @default the peer's `connectTimeout`
+   */
+  timeout?: number
+  /**
+   * Paths the connection may use. This version has the direct path only; a list
+   * without `direct` fails with `ConnectFailedError`.
+   * @default ['direct', 'turn', 'tunnel']
+   */
+  paths?: readonly ConnectionPath[]
+}
+
+/** Options of {@link Peer.listen}. */
+export interface ListenOptions {
+  /**
+   * Aborting rejects with `AbortError`.
+   * @default undefined
+   */
+  signal?: AbortSignal
+}
+
+/** How a connection was made (also given in `attempt` events). */
+export interface ConnectionInfo {
+  /** The remote's PeerId (proved). */
+  remotePeerId: string
+  /** Whether we connected (true) or accepted (false). */
+  initiator: boolean
+  /** The path in use. */
+  path: ConnectionPath
+  /** Our address on the path (`HOST:PORT`) and its candidate type. */
+  local: { address: string; port: number; type: string }
+  /** The remote's address on the path and its candidate type. */
+  remote: { address: string; port: number; type: string }
+  /** Round-trip time of the ICE check that validated the path, ms. */
+  rttMs: number | undefined
+  /** Milliseconds from the start of the attempt to the verified connection. */
+  ms: number
+  /** Milliseconds spent finding the path (signalling and ICE), then in the handshake. */
+  phases: { iceMs: number; handshakeMs: number }
+}
+
+/** One step of a connection attempt (diagnostics, `--json` events of the CLI). */
+export interface AttemptEvent {
+  /** The other peer. */
+  peerId: string
+  /** Whether we are the connecting side. */
+  initiator: boolean
+  /** What happened. */
+  step: 'offer' | 'answer' | 'candidate' | 'selected' | 'verified' | 'failed'
+  /** Milliseconds since the attempt started. */
+  ms: number
+  /** Details: the selected pair, the error code, … */
+  detail?: Record<string, unknown>
+}
+
+/** Events of a {@link Peer}. */
+export interface PeerEvents {
+  /** A verified incoming connection. */
+  connection: [connection: import('./peer-connection.js').PeerConnection]
+  /** A step of a connection attempt (both directions). */
+  attempt: [event: AttemptEvent]
+  /** An incoming attempt failed (outgoing ones reject `connect()`). */
+  'incoming-error': [error: Error, peerId: string]
+  /** The peer closed. */
+  close: []
+}

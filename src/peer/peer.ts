@@ -1,0 +1,328 @@
+/**
+ * The peer: one identity, one UDP socket, the Beacons; connects to other peers by
+ * PeerId and accepts their connections, each verified to be the peer it claims.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events'
+import { BeaconSet } from '../beacon/beacon-set.js'
+import type { IncomingSignal } from '../beacon/beacon-client-options.js'
+import { AbortError, ConnectFailedError, InvalidArgumentError, SocketClosedError, throwIfAborted } from '../errors.js'
+import { type Identity, createIdentity } from '../identity/identity.js'
+import { isPeerId } from '../identity/peer-id.js'
+import { parseBeaconSpec, parseStunSpec } from '../server-spec.js'
+import type { StunServerAddress } from '../stun/binding-client.js'
+import { PeerSocket } from '../transport/peer-socket.js'
+import { type AttemptContext, ConnectAttempt, SESSION_ID_BYTES } from './connect-attempt.js'
+import type { PeerConnection } from './peer-connection.js'
+import { CONNECTION_PATHS, type ConnectOptions, type ListenOptions, type PeerEvents, type PeerOptions } from './peer-options.js'
+
+const DEFAULT_CONNECT_TIMEOUT = 30_000
+const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
+/** Incoming attempts at once (a flood of offers cannot exhaust the socket). */
+const MAX_INCOMING_ATTEMPTS = 64
+/** Signals kept for an attempt whose offer has not arrived yet, and for how long. */
+const MAX_EARLY_SESSIONS = 64
+const EARLY_SIGNAL_MS = 10_000
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex')
+}
+
+/**
+ * Creates a peer: binds its UDP socket and starts connecting to its Beacons.
+ *
+ * @example
+ * ```ts
+ * import { createPeer } from 'peerlink'
+ * const peer = await createPeer({ beacons: ['beacon.example.com:4264#weOs…'] })
+ * console.log('I am', peer.peerId)
+ * await peer.listen()
+ * peer.on('connection', (conn) => conn.pipe(conn))        // echo
+ * const conn = await peer.connect(otherPeerId)           // verified to be otherPeerId
+ * conn.write('hello')
+ * ```
+ *
+ * @throws InvalidArgumentError (rejects) for bad options; `SocketBindError` when the
+ * UDP socket cannot be bound.
+ */
+export async function createPeer(options: PeerOptions = {}): Promise<Peer> {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createPeer needs an options object')
+  throwIfAborted(options.signal)
+  const stunServers = stunServerList(options)
+  const connectTimeout = positive(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout')
+  const handshakeTimeout = positive(options.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT, 'handshakeTimeout')
+  const identity = options.identity ?? createIdentity()
+  const socket = await PeerSocket.bind({ ...(options.host !== undefined ? { host: options.host } : {}), ...(options.port !== undefined ? { port: options.port } : {}) })
+  let beacons: BeaconSet | undefined
+  try {
+    beacons = options.beacons !== undefined && options.beacons.length > 0 ? new BeaconSet({ identity, beacons: options.beacons }) : undefined
+  } catch (err) {
+    await socket.close()
+    throw err
+  }
+  return new Peer({ identity, socket, beacons, stunServers, connectTimeout, handshakeTimeout, options })
+}
+
+interface PeerParts {
+  identity: Identity
+  socket: PeerSocket
+  beacons: BeaconSet | undefined
+  stunServers: StunServerAddress[]
+  connectTimeout: number
+  handshakeTimeout: number
+  options: PeerOptions
+}
+
+/** A peer (see {@link createPeer}). */
+export class Peer extends EventEmitter<PeerEvents> {
+  /** This peer's identity. */
+  readonly identity: Identity
+  readonly #socket: PeerSocket
+  readonly #beacons: BeaconSet | undefined
+  readonly #context: Omit<AttemptContext, 'beacons'>
+  readonly #connectTimeout: number
+  readonly #attempts = new Map<string, ConnectAttempt>()
+  readonly #early = new Map<string, { signals: IncomingSignal[]; timer: ReturnType<typeof setTimeout> }>()
+  readonly #connections = new Set<PeerConnection>()
+  #listening = false
+  #registered: Promise<void> | undefined
+  #closing: Promise<void> | undefined
+
+  /** @internal */
+  constructor(parts: PeerParts) {
+    super()
+    this.identity = parts.identity
+    this.#socket = parts.socket
+    this.#beacons = parts.beacons
+    this.#connectTimeout = parts.connectTimeout
+    this.#context = {
+      socket: parts.socket,
+      identity: parts.identity,
+      stunServers: parts.stunServers,
+      gather: parts.options.gather ?? {},
+      ice: parts.options.ice ?? {},
+      handshakeTimeout: parts.handshakeTimeout,
+      emit: (event) => this.emit('attempt', event),
+      done: (attempt) => {
+        const key = hex(attempt.session)
+        if (this.#attempts.get(key) === attempt) this.#attempts.delete(key)
+      },
+    }
+    this.#beacons?.on('signal', this.#onSignal)
+    this.#beacons?.start()
+    parts.options.signal?.addEventListener('abort', () => void this.close(), { once: true })
+  }
+
+  /** This peer's PeerId. */
+  get peerId(): string {
+    return this.identity.peerId
+  }
+
+  /** The local address of the peer's UDP socket. */
+  get address(): { host: string; port: number } {
+    const address = this.#socket.address()
+    return { host: address.host, port: address.port }
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closing !== undefined
+  }
+
+  /**
+   * Makes this peer reachable by its PeerId: registers it at every Beacon (proving its
+   * key) and accepts incoming connections (the `'connection'` event). Resolves once a
+   * Beacon has it.
+   *
+   * @throws `BeaconUnavailableError` (rejects) when no Beacon could register it.
+   */
+  async listen(options: ListenOptions = {}): Promise<void> {
+    this.#assertOpen()
+    throwIfAborted(options.signal)
+    this.#needBeacons('listen()')
+    this.#listening = true
+    await this.#register(options.signal)
+  }
+
+  /**
+   * Connects to the peer `peerId` through the Beacons and resolves with a connection
+   * verified to be that peer.
+   *
+   * @throws InvalidArgumentError at once for a malformed PeerId or options.
+   * @throws `ConnectFailedError` (`ERR_CONNECT_FAILED`, rejects) when no path works in
+   * time (its `cause` holds the ICE outcome per candidate pair);
+   * `PeerIdentityMismatchError` (`ERR_PEER_IDENTITY_MISMATCH`) when the remote is not
+   * `peerId`; `BeaconPeerNotFoundError` when no Beacon knows the peer; `AbortError`.
+   */
+  async connect(peerId: string, options: ConnectOptions = {}): Promise<PeerConnection> {
+    this.#assertOpen()
+    if (!isPeerId(peerId)) throw new InvalidArgumentError('peerId must be a PeerId string (12D3Koo…)')
+    if (peerId === this.peerId) throw new InvalidArgumentError('A peer cannot connect to itself')
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+    const timeout = positive(options.timeout, this.#connectTimeout, 'timeout')
+    const paths = options.paths ?? CONNECTION_PATHS
+    if (!Array.isArray(paths) || paths.some((p) => !CONNECTION_PATHS.includes(p))) {
+      throw new InvalidArgumentError(`paths must list some of ${CONNECTION_PATHS.join(', ')}`)
+    }
+    throwIfAborted(options.signal)
+    if (!paths.includes('direct')) throw new ConnectFailedError(`This version connects over the direct path only; paths=${paths.join(',')} leaves none`)
+    const beacons = this.#needBeacons('connect()')
+    // The answer comes back by our PeerId: the Beacons must know it (docs/beacon-protocol.md).
+    await this.#register(options.signal)
+    const attempt = new ConnectAttempt({ ...this.#context, beacons }, peerId, true)
+    this.#attempts.set(hex(attempt.session), attempt)
+    const connection = await attempt.run({ signal: options.signal, timeout })
+    return this.#track(connection)
+  }
+
+  #track(connection: PeerConnection): PeerConnection {
+    if (this.#closing !== undefined) {
+      connection.destroy(new AbortError('The peer is closing'))
+      return connection
+    }
+    this.#connections.add(connection)
+    connection.once('close', () => this.#connections.delete(connection))
+    return connection
+  }
+
+  readonly #onSignal = (signal: IncomingSignal): void => {
+    if (this.#closing !== undefined || signal.session.length !== SESSION_ID_BYTES) return
+    const key = hex(signal.session)
+    const attempt = this.#attempts.get(key)
+    if (attempt !== undefined) {
+      if (attempt.peerId === signal.from) attempt.onSignal(signal)
+      return
+    }
+    if (signal.kind === 'offer') {
+      this.#accept(signal, key)
+      return
+    }
+    if (signal.kind === 'candidate' && this.#listening) this.#holdEarly(key, signal)
+  }
+
+  #holdEarly(key: string, signal: IncomingSignal): void {
+    let early = this.#early.get(key)
+    if (early === undefined) {
+      if (this.#early.size >= MAX_EARLY_SESSIONS) return
+      const timer = setTimeout(() => this.#early.delete(key), EARLY_SIGNAL_MS)
+      timer.unref()
+      early = { signals: [], timer }
+      this.#early.set(key, early)
+    }
+    if (early.signals.length < 16) early.signals.push(signal)
+  }
+
+  #accept(offer: IncomingSignal, key: string): void {
+    if (!this.#listening || this.#attempts.size >= MAX_INCOMING_ATTEMPTS) return
+    let attempt: ConnectAttempt
+    try {
+      attempt = new ConnectAttempt({ ...this.#context, beacons: this.#needBeacons('accept') }, offer.from, false, offer.session)
+    } catch (err) {
+      this.emit('incoming-error', err as Error, offer.from)
+      return
+    }
+    this.#attempts.set(key, attempt)
+    const early = this.#early.get(key)
+    this.#early.delete(key)
+    if (early !== undefined) clearTimeout(early.timer)
+    attempt.run({ timeout: this.#connectTimeout, offer }).then(
+      (connection) => {
+        this.#track(connection)
+        if (!connection.destroyed) this.emit('connection', connection)
+      },
+      (err: unknown) => this.emit('incoming-error', err as Error, offer.from),
+    )
+    for (const signal of early?.signals ?? []) if (signal.from === offer.from) attempt.onSignal(signal)
+  }
+
+  /** Registers our PeerId at the Beacons once (kept across reconnections by the clients). */
+  async #register(signal: AbortSignal | undefined): Promise<void> {
+    const beacons = this.#needBeacons('register')
+    const options = signal ? { signal } : {}
+    if (this.#registered === undefined) {
+      this.#registered = (async () => {
+        await beacons.ready()
+        await beacons.listen()
+      })()
+      this.#registered.catch(() => (this.#registered = undefined))
+    }
+    await abortable(this.#registered, options.signal)
+  }
+
+  #needBeacons(what: string): BeaconSet {
+    if (this.#beacons === undefined) throw new InvalidArgumentError(`${what} needs at least one Beacon (options.beacons)`)
+    return this.#beacons
+  }
+
+  #assertOpen(): void {
+    if (this.#closing !== undefined) throw new SocketClosedError('The peer is closed')
+  }
+
+  /**
+   * Closes every connection and attempt, the Beacon connections and the socket.
+   * Idempotent; resolves when everything is released.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#beacons?.off('signal', this.#onSignal)
+      for (const attempt of this.#attempts.values()) attempt.abort(new AbortError('The peer is closing'))
+      for (const { timer } of this.#early.values()) clearTimeout(timer)
+      this.#early.clear()
+      await Promise.all([...this.#connections].map((connection) => connection.close({ timeout: 1_000 })))
+      await this.#beacons?.close()
+      await this.#socket.close()
+      this.emit('close')
+    })()
+    return this.#closing
+  }
+}
+
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise
+  if (signal.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(new AbortError(undefined, { cause: signal.reason }))
+    signal.addEventListener('abort', onAbort, { once: true })
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort)
+        resolve(value)
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort)
+        reject(err)
+      },
+    )
+  })
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds`)
+  return value
+}
+
+function stunServerList(options: PeerOptions): StunServerAddress[] {
+  const servers: StunServerAddress[] = []
+  for (const entry of options.stun ?? []) {
+    if (typeof entry === 'string') {
+      const spec = parseStunSpec(entry)
+      servers.push({ host: spec.host, port: spec.port })
+    } else if (entry !== null && typeof entry === 'object' && typeof entry.host === 'string' && Number.isInteger(entry.port)) {
+      servers.push({ host: entry.host, port: entry.port })
+    } else {
+      throw new InvalidArgumentError('stun entries must be `stun:HOST:PORT` strings or { host, port }')
+    }
+  }
+  if (options.beaconStun !== false) {
+    for (const entry of options.beacons ?? []) {
+      for (const address of Array.isArray(entry) ? entry : [entry]) {
+        const spec = typeof address === 'string' ? parseBeaconSpec(address) : address
+        servers.push({ host: spec.host, port: spec.port })
+      }
+    }
+  }
+  return servers
+}
+

@@ -1,0 +1,103 @@
+// Two peers on loopback meet through a real Beacon (in-process, pinned TLS), find a
+// direct path with ICE, and talk over a verified, multiplexed connection.
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createIdentity } from '../../src/identity/index.js'
+import { type Peer, type PeerConnection, createPeer } from '../../src/peer/index.js'
+import type { BeaconServer } from '../../src/server/beacon/index.js'
+import { specOf, startBeacon } from '../beacon/helpers.js'
+
+const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
+const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex')
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+describe('Peer over loopback', () => {
+  let beacon: BeaconServer
+  let listener: Peer
+  let dialer: Peer
+
+  beforeAll(async () => {
+    beacon = await startBeacon()
+    const beacons = [specOf(beacon)]
+    listener = await createPeer({ beacons, host: '127.0.0.1', gather: LOOPBACK, ice: FAST_ICE })
+    dialer = await createPeer({ beacons, host: '127.0.0.1', gather: LOOPBACK, ice: FAST_ICE })
+    await listener.listen()
+    if (process.env.PEER_DEBUG) for (const p of [listener, dialer]) { p.on('attempt', (e) => console.log(p === listener ? 'L' : 'D', JSON.stringify(e))); p.on('incoming-error', (e) => console.log('incoming-error', e)) }
+  })
+
+  afterAll(async () => {
+    await dialer?.close()
+    await listener?.close()
+    await beacon?.close()
+  })
+
+  it('connects by PeerId, verifies both ends, and carries 2 MB each way intact on the main stream', async () => {
+    const accepted = once(listener, 'connection') as Promise<[PeerConnection]>
+    const conn = await dialer.connect(listener.peerId, { timeout: 10_000 })
+    const [incoming] = await accepted
+    expect(conn.remotePeerId).toBe(listener.peerId)
+    expect(incoming.remotePeerId).toBe(dialer.peerId)
+    expect(conn.path).toBe('direct')
+    expect(conn.info.remote.port).toBe(listener.address.port)
+    expect(conn.info.ms).toBeGreaterThan(0)
+
+    const a = randomBytes(2 * 1024 * 1024)
+    const b = randomBytes(2 * 1024 * 1024)
+    const gotByListener = readAll(incoming)
+    const gotByDialer = readAll(conn)
+    conn.end(a)
+    incoming.end(b)
+    expect(sha256(await gotByListener)).toBe(sha256(a))
+    expect(sha256(await gotByDialer)).toBe(sha256(b))
+    conn.destroy()
+    incoming.destroy()
+  })
+
+  it('carries extra streams with labels, independently of the main stream', async () => {
+    const accepted = once(listener, 'connection') as Promise<[PeerConnection]>
+    const conn = await dialer.connect(listener.peerId, { timeout: 10_000 })
+    const [incoming] = await accepted
+    incoming.on('stream', (stream) => {
+      stream.write(`label=${stream.label};`)
+      stream.pipe(stream)
+    })
+    const replies = await Promise.all(
+      [1, 2, 3].map(async (n) => {
+        const stream = conn.openStream({ label: `echo-${n}` })
+        stream.end(`hello ${n}`)
+        return (await readAll(stream)).toString()
+      }),
+    )
+    expect(replies).toEqual(['label=echo-1;hello 1', 'label=echo-2;hello 2', 'label=echo-3;hello 3'])
+    conn.destroy()
+    incoming.destroy()
+  })
+
+  it('rejects a peer that is not registered with ERR_BEACON_PEER_NOT_FOUND', async () => {
+    const stranger = createIdentity().peerId
+    await expect(dialer.connect(stranger, { timeout: 5_000 })).rejects.toMatchObject({ code: 'ERR_BEACON_PEER_NOT_FOUND' })
+  })
+
+  it('refuses misuse at once', async () => {
+    await expect(dialer.connect('not-a-peer-id')).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(dialer.connect(dialer.peerId)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(dialer.connect(listener.peerId, { paths: ['turn'] })).rejects.toMatchObject({ code: 'ERR_CONNECT_FAILED' })
+  })
+
+  it('aborts an attempt with ERR_ABORTED', async () => {
+    const controller = new AbortController()
+    const attempt = dialer.connect(listener.peerId, { signal: controller.signal })
+    controller.abort()
+    await expect(attempt).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+  })
+})
