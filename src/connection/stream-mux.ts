@@ -1,0 +1,712 @@
+/**
+ * Many independent streams over one reliable, ordered byte stream — a verified
+ * connection (the secure connection over udx, later a relayed or tunnelled one) or any
+ * other Node `Duplex`. Each forwarded TCP connection, say, becomes a new stream rather
+ * than a new hole punch. Wire format and rules: `docs/stream-mux.md`.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events'
+import type { Duplex } from 'node:stream'
+import { performance } from 'node:perf_hooks'
+import {
+  AbortError,
+  ConnectionClosedError,
+  InvalidArgumentError,
+  MuxProtocolError,
+  MuxStreamRefusedError,
+  PeerlinkError,
+} from '../errors.js'
+import {
+  DEFAULT_WINDOW,
+  FRAME_HEADER_LENGTH,
+  FrameTypeCode,
+  MAX_FRAME_PAYLOAD,
+  MAX_STREAM_ID,
+  PING_PAYLOAD_LENGTH,
+  encodeFrame,
+  encodeLabel,
+  frameHeader,
+  writeFrameHeader,
+  type GoAwayCode,
+  type MuxControlFrame,
+  type ResetReason,
+} from './mux-frame.js'
+import { MuxFrameDecoder } from './mux-frame-decoder.js'
+import { MuxStream, type MuxStreamHost } from './mux-stream.js'
+
+/** Options of {@link StreamMux}. */
+export interface StreamMuxOptions {
+  /**
+   * Exactly one side is the initiator (the connecting side, say): its streams get odd
+   * ids, the other side's even ids.
+   */
+  isInitiator: boolean
+  /**
+   * Most streams open at once (both directions together). Beyond it, the remote's new
+   * streams are refused and `openStream` returns a stream destroyed with
+   * {@link MuxStreamRefusedError}.
+   * @default 1024
+   */
+  maxStreams?: number
+  /**
+   * The receive window (bytes) granted to the remote on each stream: how much it may
+   * send that our reader has not consumed yet. At least 256 KiB (the protocol's
+   * starting window), at most 1 GiB.
+   * @default 262_144
+   */
+  initialWindow?: number
+  /**
+   * Largest data payload sent in one frame, 1 KiB to 64 KiB. The default makes a frame
+   * with its header exactly 64 KiB: one message of the secure connection.
+   * @default 65_526
+   */
+  maxFrameSize?: number
+  /**
+   * Milliseconds between keep-alive pings when nothing arrives; the connection is
+   * destroyed with {@link ConnectionClosedError} after two silent intervals. 0 turns
+   * keep-alives off (the transport's own liveness checks then decide).
+   * @default 0
+   */
+  keepAliveInterval?: number
+  /** Destroys the multiplexer (and its streams) with {@link AbortError}. */
+  signal?: AbortSignal
+}
+
+/** Options of {@link StreamMux.openStream}. */
+export interface OpenStreamOptions {
+  /**
+   * A small label the remote sees as `stream.label`: a protocol name, a forward target…
+   * At most 1024 UTF-8 bytes.
+   * @default ''
+   */
+  label?: string
+  /** Destroys the stream with {@link AbortError}. */
+  signal?: AbortSignal
+}
+
+/** Options of {@link StreamMux.close}. */
+export interface StreamMuxCloseOptions {
+  /**
+   * Milliseconds to let open streams finish before the multiplexer is destroyed.
+   * @default Infinity
+   */
+  timeout?: number
+  /** Destroys the multiplexer at once when aborted. */
+  signal?: AbortSignal
+}
+
+/** Options of {@link StreamMux.ping}. */
+export interface MuxPingOptions {
+  /** Rejects with {@link AbortError}. */
+  signal?: AbortSignal
+}
+
+/** Events of {@link StreamMux}. */
+export interface StreamMuxEvents {
+  /** The remote opened a stream. Without a listener, incoming streams are refused. */
+  stream: [stream: MuxStream]
+  /** The remote sent go-away: it opens and accepts no new streams; open ones continue. */
+  goaway: [code: GoAwayCode]
+  /** The multiplexer failed (protocol error, transport error, keep-alive timeout, abort). `'close'` follows. */
+  error: [err: Error]
+  /** The multiplexer and its transport are closed. */
+  close: []
+}
+
+const DEFAULT_MAX_STREAMS = 1024
+/** 64 KiB minus the header: a whole frame is one 64 KiB secure-connection message. */
+const DEFAULT_MAX_FRAME_SIZE = MAX_FRAME_PAYLOAD - FRAME_HEADER_LENGTH
+const MAX_INITIAL_WINDOW = 2 ** 30
+/** Payloads up to this size are copied behind their header (one write); larger ones are written as they are. */
+const COPY_BELOW = 1024
+/**
+ * Frames a remote can make us send at will (pongs, refusals) that may queue up while
+ * the transport is congested; more means the remote sends but does not read.
+ */
+const MAX_REFLECTED_WHILE_CONGESTED = 4096
+/** Milliseconds a torn-down multiplexer waits for its transport to finish ending before destroying it. */
+const END_GRACE = 2_000
+
+interface PendingPing {
+  start: number
+  resolve: (rtt: number) => void
+  reject: (err: Error) => void
+}
+
+/**
+ * A stream multiplexer over one `Duplex`. It takes the duplex over: it reads it, writes
+ * it, and ends or destroys it when the multiplexer closes.
+ *
+ * When the transport ends or fails, every open stream is destroyed with
+ * {@link ConnectionClosedError} (or the multiplexer's error, e.g.
+ * {@link MuxProtocolError}); the multiplexer emits `'error'` for failures (protocol,
+ * transport, keep-alive, abort — listen for it) and `'close'` at the end.
+ *
+ * @example
+ * ```ts
+ * const mux = new StreamMux(conn, { isInitiator: true })
+ * mux.on('error', (err) => console.error(err.code))
+ * const stream = mux.openStream({ label: 'echo' })
+ * stream.end('hello')
+ * // the other side: new StreamMux(conn, { isInitiator: false }).on('stream', (s) => s.pipe(s))
+ * ```
+ */
+export class StreamMux extends EventEmitter<StreamMuxEvents> {
+  /** Whether this side is the initiator (odd stream ids). */
+  readonly isInitiator: boolean
+  /** Most streams open at once. */
+  readonly maxStreams: number
+  /** Receive window per stream. */
+  readonly initialWindow: number
+  /** Largest data payload per frame. */
+  readonly maxFrameSize: number
+
+  readonly #duplex: Duplex
+  readonly #decoder: MuxFrameDecoder
+  readonly #streams = new Map<number, MuxStream>()
+  readonly #host: MuxStreamHost
+  readonly #signal: AbortSignal | undefined
+  #nextLocalId: number
+  #lastRemoteId = 0
+  #dataTarget: MuxStream | undefined
+  #localGoAway = false
+  #remoteGoAway = false
+  #destroyed = false
+  #closeEmitted = false
+  #transportClosed = false
+  #corked = false
+  #congested = false
+  #reflected = 0
+  #drainWaiters: Array<() => void> = []
+  readonly #pings = new Map<number, PendingPing>()
+  #pingSeq = 0
+  #rtt: number | undefined
+  #keepAliveTimer: NodeJS.Timeout | undefined
+  #receivedSinceTick = false
+  #keepAliveOutstanding = false
+  #endTimer: NodeJS.Timeout | undefined
+
+  constructor(duplex: Duplex, options: StreamMuxOptions) {
+    super()
+    const opts = validateOptions(duplex, options)
+    this.isInitiator = opts.isInitiator
+    this.maxStreams = opts.maxStreams
+    this.initialWindow = opts.initialWindow
+    this.maxFrameSize = opts.maxFrameSize
+    this.#nextLocalId = opts.isInitiator ? 1 : 2
+    this.#duplex = duplex
+    this.#signal = opts.signal
+    this.#decoder = new MuxFrameDecoder({
+      onDataHeader: (id, length) => this.#onDataHeader(id, length),
+      onDataPiece: (_id, piece) => this.#dataTarget?.handleData(piece),
+      onFrame: (frame) => this.#onFrame(frame),
+    })
+    const maxFrameSize = this.maxFrameSize
+    this.#host = {
+      maxFrameSize,
+      sendData: (id, payload) => this.#sendData(id, payload),
+      sendWindowUpdate: (id, increment) => this.#sendWindowUpdate(id, increment),
+      sendClose: (id) => this.#sendControl(encodeFrame({ type: 'close', streamId: id })),
+      sendReset: (id, reason) => this.#sendReset(id, reason),
+      whenWritable: (callback) => {
+        if (this.#congested && !this.#destroyed) this.#drainWaiters.push(callback)
+        else callback()
+      },
+      release: (stream) => this.#release(stream),
+    }
+
+    duplex.on('data', this.#onTransportData)
+    duplex.on('end', this.#onTransportEnd)
+    duplex.on('error', this.#onTransportError)
+    duplex.on('close', this.#onTransportClose)
+    duplex.on('drain', this.#onTransportDrain)
+
+    if (opts.keepAliveInterval > 0) {
+      this.#keepAliveTimer = setInterval(this.#keepAliveTick, opts.keepAliveInterval)
+      this.#keepAliveTimer.unref()
+    }
+    if (duplex.closed) {
+      this.#transportClosed = true
+      this.#teardown(null, 'none')
+    } else if (duplex.destroyed) {
+      this.#teardown(null, 'destroy')
+    } else if (duplex.readableEnded) {
+      this.#teardown(null, 'end')
+    } else if (opts.signal?.aborted === true) {
+      this.#teardown(new AbortError(undefined, { cause: opts.signal.reason }), 'destroy')
+    } else {
+      opts.signal?.addEventListener('abort', this.#onAbort, { once: true })
+    }
+  }
+
+  /** Streams open now (both directions). */
+  get streamCount(): number {
+    return this.#streams.size
+  }
+
+  /** Round-trip time of the last {@link ping}, in milliseconds (`undefined` before the first). */
+  get rtt(): number | undefined {
+    return this.#rtt
+  }
+
+  /** Whether the multiplexer was destroyed or has finished closing (no new streams). */
+  get destroyed(): boolean {
+    return this.#destroyed
+  }
+
+  /** Whether `'close'` has been emitted. */
+  get closed(): boolean {
+    return this.#closeEmitted
+  }
+
+  /** Whether either side has sent go-away (no new streams either way). */
+  get goingAway(): boolean {
+    return this.#localGoAway || this.#remoteGoAway
+  }
+
+  /**
+   * Open a stream. It is usable at once: the open frame goes out before any of its data.
+   * If the stream cannot be opened — the multiplexer is closed ({@link ConnectionClosedError}),
+   * going away or at `maxStreams` ({@link MuxStreamRefusedError}) — it is returned
+   * destroyed with that error (an `'error'` event); if the remote refuses it, it is
+   * destroyed with {@link MuxStreamRefusedError} later. Throws
+   * {@link InvalidArgumentError} for a bad label.
+   */
+  openStream(options: OpenStreamOptions = {}): MuxStream {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+    const { label = '', signal } = options
+    const labelBytes = encodeLabel(label)
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
+
+    let refusal: Error | null = null
+    if (this.#destroyed) refusal = new ConnectionClosedError('Cannot open a stream: the multiplexed connection is closed')
+    else if (this.#localGoAway) refusal = new MuxStreamRefusedError('Cannot open a stream: the connection is closing')
+    else if (this.#remoteGoAway) refusal = new MuxStreamRefusedError('Cannot open a stream: the remote is going away')
+    else if (this.#streams.size >= this.maxStreams) {
+      refusal = new MuxStreamRefusedError(`Cannot open a stream: ${this.maxStreams} streams are open (maxStreams)`)
+    } else if (this.#nextLocalId > MAX_STREAM_ID) {
+      refusal = new MuxStreamRefusedError('Cannot open a stream: stream ids are exhausted; open a new connection')
+    }
+    if (refusal !== null) {
+      const stream = new MuxStream(this.#host, { id: 0, direction: 'outbound', label, window: this.initialWindow })
+      stream.abort(refusal)
+      return stream
+    }
+
+    const id = this.#nextLocalId
+    this.#nextLocalId += 2
+    const stream = new MuxStream(this.#host, { id, direction: 'outbound', label, window: this.initialWindow })
+    this.#streams.set(id, stream)
+    const open = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + labelBytes.length)
+    writeFrameHeader(open, 0, FrameTypeCode.open, id, labelBytes.length)
+    open.set(labelBytes, FRAME_HEADER_LENGTH)
+    this.#write(open)
+    this.#grantExtraWindow(id)
+    if (signal !== undefined) bindSignal(stream, signal)
+    return stream
+  }
+
+  /**
+   * Measure the round-trip time (milliseconds) with a ping. Rejects with
+   * {@link ConnectionClosedError} if the multiplexer closes first, {@link AbortError} on abort.
+   */
+  ping(options: MuxPingOptions = {}): Promise<number> {
+    const { signal } = options
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
+    if (this.#destroyed) return Promise.reject(new ConnectionClosedError('Cannot ping: the multiplexed connection is closed'))
+    if (signal?.aborted === true) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
+    this.#pingSeq = this.#pingSeq >= 0xffff_ffff ? 1 : this.#pingSeq + 1
+    const seq = this.#pingSeq
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#pings.delete(seq)
+        reject(new AbortError(undefined, { cause: signal?.reason }))
+      }
+      this.#pings.set(seq, {
+        start: performance.now(),
+        resolve: (rtt) => {
+          signal?.removeEventListener('abort', onAbort)
+          resolve(rtt)
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      })
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#sendPing(seq)
+    })
+  }
+
+  /**
+   * Close gracefully: send go-away (neither side opens new streams), let open streams
+   * finish, then end the transport. Resolves once the multiplexer has closed; never
+   * rejects. After `timeout`, or when `signal` aborts, it is destroyed instead.
+   */
+  close(options: StreamMuxCloseOptions = {}): Promise<void> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+    const { timeout = Infinity, signal } = options
+    if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+      throw new InvalidArgumentError(`timeout must be a non-negative number, got ${String(timeout)}`)
+    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
+    if (this.#closeEmitted) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const onAbort = (): void => this.destroy()
+      const timer = Number.isFinite(timeout) ? setTimeout(onAbort, timeout) : undefined
+      this.once('close', () => {
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        resolve()
+      })
+      if (signal?.aborted === true) return this.destroy()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (!this.#destroyed && !this.#localGoAway) {
+        this.#localGoAway = true
+        this.#sendControl(encodeFrame({ type: 'go-away', code: 'normal' }))
+      }
+      this.#maybeFinishClose()
+    })
+  }
+
+  /**
+   * Tear everything down at once: open streams are destroyed with `err` (without an
+   * error if none is given, like `stream.destroy()`), pending pings reject, the
+   * transport is destroyed (the remote's streams then fail with
+   * {@link ConnectionClosedError}), `'error'` is emitted if `err` is given, then `'close'`.
+   */
+  destroy(err?: Error): void {
+    if (!this.#destroyed) this.#teardown(err ?? null, 'destroy')
+    // Already torn down but still ending the transport gracefully: stop waiting.
+    else if (!this.#transportClosed) this.#duplex.destroy()
+  }
+
+  // ---- receiving -----------------------------------------------------------------
+
+  readonly #onTransportData = (chunk: Buffer): void => {
+    if (this.#destroyed) return
+    this.#receivedSinceTick = true
+    try {
+      this.#decoder.push(chunk)
+    } catch (err) {
+      if (err instanceof MuxProtocolError) return this.#protocolError(err)
+      // A listener of ours threw (say, in a 'stream' or 'data' handler): the rest of the
+      // chunk is lost, so the connection cannot go on. Tear down, then let it surface.
+      this.#teardown(new ConnectionClosedError('A listener threw while data was being delivered', { cause: err }), 'destroy')
+      throw err
+    }
+  }
+
+  #onDataHeader(id: number, length: number): void {
+    const stream = this.#lookup(id)
+    this.#dataTarget = stream
+    stream?.handleDataHeader(length)
+  }
+
+  #onFrame(frame: MuxControlFrame): void {
+    if (this.#destroyed) return
+    switch (frame.type) {
+      case 'open':
+        return this.#onOpen(frame.streamId, frame.label)
+      case 'window-update':
+        return this.#lookup(frame.streamId)?.handleWindowUpdate(frame.increment)
+      case 'close':
+        return this.#lookup(frame.streamId)?.handleClose()
+      case 'reset':
+        return this.#lookup(frame.streamId)?.handleReset(frame.reason)
+      case 'ping':
+        this.#countReflected()
+        return this.#sendControl(encodeFrame({ type: 'pong', opaque: frame.opaque }))
+      case 'pong':
+        return this.#onPong(Buffer.from(frame.opaque))
+      case 'go-away':
+        if (frame.code === 'protocol-error') {
+          return this.#teardown(new MuxProtocolError('The remote reported a protocol error in our frames'), 'destroy')
+        }
+        if (!this.#remoteGoAway) {
+          this.#remoteGoAway = true
+          this.emit('goaway', frame.code)
+        }
+        return
+    }
+  }
+
+  /**
+   * The live stream `id`, or `undefined` for one that existed and is finished (frames
+   * still in flight for it are dropped). Throws for an id that was never opened.
+   */
+  #lookup(id: number): MuxStream | undefined {
+    const stream = this.#streams.get(id)
+    if (stream !== undefined) return stream
+    const ours = id % 2 === (this.isInitiator ? 1 : 0)
+    if (ours ? id >= this.#nextLocalId : id > this.#lastRemoteId) {
+      throw new MuxProtocolError(`Frame for stream ${id}, which was never opened`)
+    }
+    return undefined
+  }
+
+  #onOpen(id: number, label: string): void {
+    if (id % 2 === (this.isInitiator ? 1 : 0)) {
+      throw new MuxProtocolError(`The remote opened stream ${id}, an id of our parity`)
+    }
+    if (id <= this.#lastRemoteId) {
+      throw new MuxProtocolError(`The remote opened stream ${id} after stream ${this.#lastRemoteId} (ids must increase)`)
+    }
+    this.#lastRemoteId = id
+    if (this.#localGoAway || this.#streams.size >= this.maxStreams || this.listenerCount('stream') === 0) {
+      this.#countReflected()
+      this.#sendReset(id, 'refused')
+      return
+    }
+    const stream = new MuxStream(this.#host, { id, direction: 'inbound', label, window: this.initialWindow })
+    this.#streams.set(id, stream)
+    this.#grantExtraWindow(id)
+    this.emit('stream', stream)
+  }
+
+  #onPong(opaque: Buffer): void {
+    const seq = opaque.readUInt32BE(4)
+    const ping = this.#pings.get(seq)
+    if (ping === undefined) return // a keep-alive, or one given up on
+    this.#pings.delete(seq)
+    const rtt = performance.now() - ping.start
+    this.#rtt = rtt
+    ping.resolve(rtt)
+  }
+
+  readonly #onTransportEnd = (): void => {
+    if (this.#destroyed) return
+    // The remote ended the whole connection: streams still open can never finish.
+    this.#teardown(null, 'end', new ConnectionClosedError('The connection ended before the stream finished'))
+  }
+
+  readonly #onTransportError = (err: Error): void => {
+    if (this.#destroyed) return
+    const error =
+      err instanceof PeerlinkError ? err : new ConnectionClosedError(`The connection failed: ${err.message}`, { cause: err })
+    this.#teardown(error, 'destroy')
+  }
+
+  readonly #onTransportClose = (): void => {
+    this.#transportClosed = true
+    if (!this.#destroyed) this.#teardown(null, 'none', new ConnectionClosedError('The connection closed before the stream finished'))
+    this.#emitClose()
+  }
+
+  readonly #onTransportDrain = (): void => {
+    this.#congested = false
+    this.#reflected = 0
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const waiter of waiters) waiter()
+  }
+
+  readonly #onAbort = (): void => {
+    this.destroy(new AbortError(undefined, { cause: this.#signal?.reason }))
+  }
+
+  readonly #keepAliveTick = (): void => {
+    if (this.#destroyed) return
+    if (this.#receivedSinceTick) {
+      this.#receivedSinceTick = false
+      this.#keepAliveOutstanding = false
+      return
+    }
+    if (this.#keepAliveOutstanding) {
+      this.#teardown(new ConnectionClosedError('The remote did not answer keep-alive pings'), 'destroy')
+      return
+    }
+    this.#keepAliveOutstanding = true
+    this.#sendPing(0)
+  }
+
+  // ---- sending -------------------------------------------------------------------
+
+  /** Frames written in one tick are handed to the transport in one batch (cork / uncork). */
+  #write(buffer: Buffer): void {
+    if (this.#destroyed) return
+    const duplex = this.#duplex
+    if (!this.#corked) {
+      this.#corked = true
+      duplex.cork()
+      process.nextTick(this.#uncork)
+    }
+    if (!duplex.write(buffer)) this.#congested = true
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false
+    this.#duplex.uncork()
+  }
+
+  #sendData(id: number, payload: Buffer): void {
+    const n = payload.length
+    if (n < COPY_BELOW) {
+      const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + n)
+      writeFrameHeader(frame, 0, FrameTypeCode.data, id, n)
+      payload.copy(frame, FRAME_HEADER_LENGTH)
+      this.#write(frame)
+    } else {
+      this.#write(frameHeader(FrameTypeCode.data, id, n))
+      this.#write(payload)
+    }
+  }
+
+  #sendWindowUpdate(id: number, increment: number): void {
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + 4)
+    writeFrameHeader(frame, 0, FrameTypeCode['window-update'], id, 4)
+    frame.writeUInt32BE(increment, FRAME_HEADER_LENGTH)
+    this.#write(frame)
+  }
+
+  #sendReset(id: number, reason: ResetReason): void {
+    this.#write(encodeFrame({ type: 'reset', streamId: id, reason }))
+  }
+
+  #sendControl(frame: Buffer): void {
+    this.#write(frame)
+  }
+
+  #sendPing(seq: number): void {
+    const opaque = Buffer.alloc(PING_PAYLOAD_LENGTH)
+    opaque.writeUInt32BE(seq, 4)
+    this.#write(encodeFrame({ type: 'ping', opaque }))
+  }
+
+  /** A receive window above the protocol's starting one is granted right after the open. */
+  #grantExtraWindow(id: number): void {
+    if (this.initialWindow > DEFAULT_WINDOW) this.#sendWindowUpdate(id, this.initialWindow - DEFAULT_WINDOW)
+  }
+
+  #countReflected(): void {
+    if (this.#congested && ++this.#reflected > MAX_REFLECTED_WHILE_CONGESTED) {
+      throw new MuxProtocolError('The remote keeps sending pings or opening streams without reading our answers')
+    }
+  }
+
+  // ---- lifecycle -----------------------------------------------------------------
+
+  #release(stream: MuxStream): void {
+    if (this.#streams.get(stream.id) === stream) this.#streams.delete(stream.id)
+    if (this.#dataTarget === stream) this.#dataTarget = undefined
+    this.#maybeFinishClose()
+  }
+
+  #maybeFinishClose(): void {
+    if (this.#localGoAway && this.#streams.size === 0 && !this.#destroyed) this.#teardown(null, 'end')
+  }
+
+  #protocolError(err: MuxProtocolError): void {
+    if (this.#destroyed) return
+    // Tell the remote why before going (best effort), then end the transport.
+    this.#write(encodeFrame({ type: 'go-away', code: 'protocol-error' }))
+    this.#teardown(err, 'end')
+  }
+
+  /**
+   * Stop everything. `transport` says what happens to the duplex: `'destroy'` it,
+   * `'end'` it (flushing what was written; destroyed if it has not closed within
+   * {@link END_GRACE}), or `'none'` (it is closed already).
+   */
+  #teardown(err: Error | null, transport: 'destroy' | 'end' | 'none', streamError: Error | null = err): void {
+    if (this.#destroyed) return
+    const duplex = this.#duplex
+    this.#destroyed = true
+    this.#decoder.stop()
+    this.#dataTarget = undefined
+    clearInterval(this.#keepAliveTimer)
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    this.#drainWaiters = []
+
+    const streams = [...this.#streams.values()]
+    this.#streams.clear()
+    for (const stream of streams) stream.abort(streamError)
+    const pings = [...this.#pings.values()]
+    this.#pings.clear()
+    for (const ping of pings) ping.reject(err ?? new ConnectionClosedError('The multiplexed connection closed before the pong'))
+    if (err !== null) process.nextTick(() => this.emit('error', err))
+
+    if (this.#corked) {
+      this.#corked = false
+      duplex.uncork()
+    }
+    if (this.#transportClosed || transport === 'none') {
+      if (this.#transportClosed) process.nextTick(() => this.#emitClose())
+      return
+    }
+    if (transport === 'destroy') {
+      duplex.destroy()
+      return
+    }
+    if (!duplex.writableEnded) duplex.end()
+    // Keep reading so that the remote's end arrives (and the transport can close).
+    duplex.resume()
+    this.#endTimer = setTimeout(() => duplex.destroy(), END_GRACE)
+  }
+
+  #emitClose(): void {
+    if (this.#closeEmitted) return
+    this.#closeEmitted = true
+    clearTimeout(this.#endTimer)
+    const duplex = this.#duplex
+    duplex.off('data', this.#onTransportData)
+    duplex.off('end', this.#onTransportEnd)
+    duplex.off('drain', this.#onTransportDrain)
+    duplex.off('close', this.#onTransportClose)
+    // 'error' stays: a late error of the closed transport must not become uncaught.
+    process.nextTick(() => this.emit('close'))
+  }
+}
+
+function bindSignal(stream: MuxStream, signal: AbortSignal): void {
+  const onAbort = (): void => void stream.destroy(new AbortError(undefined, { cause: signal.reason }))
+  if (signal.aborted) return onAbort()
+  signal.addEventListener('abort', onAbort, { once: true })
+  stream.once('close', () => signal.removeEventListener('abort', onAbort))
+}
+
+interface ValidatedOptions {
+  isInitiator: boolean
+  maxStreams: number
+  initialWindow: number
+  maxFrameSize: number
+  keepAliveInterval: number
+  signal: AbortSignal | undefined
+}
+
+function validateOptions(duplex: Duplex, options: StreamMuxOptions): ValidatedOptions {
+  if (
+    duplex === null ||
+    typeof duplex !== 'object' ||
+    typeof duplex.write !== 'function' ||
+    typeof duplex.on !== 'function' ||
+    typeof duplex.destroy !== 'function'
+  ) {
+    throw new InvalidArgumentError('duplex must be a Node Duplex stream')
+  }
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
+  const {
+    isInitiator,
+    maxStreams = DEFAULT_MAX_STREAMS,
+    initialWindow = DEFAULT_WINDOW,
+    maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
+    keepAliveInterval = 0,
+    signal,
+  } = options
+  if (typeof isInitiator !== 'boolean') throw new InvalidArgumentError('isInitiator must be a boolean')
+  checkInteger('maxStreams', maxStreams, 1, 2 ** 24)
+  checkInteger('initialWindow', initialWindow, DEFAULT_WINDOW, MAX_INITIAL_WINDOW)
+  checkInteger('maxFrameSize', maxFrameSize, 1024, MAX_FRAME_PAYLOAD)
+  if (typeof keepAliveInterval !== 'number' || !Number.isFinite(keepAliveInterval) || keepAliveInterval < 0) {
+    throw new InvalidArgumentError(`keepAliveInterval must be a non-negative number of milliseconds, got ${String(keepAliveInterval)}`)
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
+  return { isInitiator, maxStreams, initialWindow, maxFrameSize, keepAliveInterval, signal }
+}
+
+function checkInteger(name: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
+  }
+}
