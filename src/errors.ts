@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'ERR_TURN_AUTH'
   | 'ERR_TURN_ALLOCATION_FAILED'
   | 'ERR_CONNECT_FAILED'
+  | 'ERR_PEER_NOT_FOUND'
   | 'ERR_CERT_PIN_MISMATCH'
   | 'ERR_DATA_DIR'
   | 'ERR_BEACON_CERT_MISMATCH'
@@ -312,6 +313,19 @@ export class TurnAllocationError extends PeerlinkError {
 export class ConnectFailedError extends PeerlinkError {
   constructor(message: string, options?: PeerlinkErrorOptions) {
     super('ERR_CONNECT_FAILED', message, options)
+  }
+}
+
+/**
+ * `peer.connect(peerId)`: no Beacon knows a peer listening under that PeerId (it is not
+ * running `listen()`, or uses other Beacons). `cause` is the Beacon's refusal.
+ */
+export class PeerNotFoundError extends PeerlinkError {
+  /** The PeerId nobody listens for. */
+  readonly peerId: string
+  constructor(peerId: string, options?: PeerlinkErrorOptions) {
+    super('ERR_PEER_NOT_FOUND', `No peer listens as ${peerId} at the configured Beacons`, options)
+    this.peerId = peerId
   }
 }
 

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto'
 import type { BeaconSet } from '../beacon/beacon-set.js'
 import type { IncomingSignal } from '../beacon/beacon-client-options.js'
 import { StreamMux } from '../connection/stream-mux.js'
-import { AbortError, ConnectFailedError, IceFailedError, PeerlinkError } from '../errors.js'
+import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerNotFoundError, PeerlinkError } from '../errors.js'
 import { formatCandidate } from '../ice/candidate-codec.js'
 import type { LocalCandidate } from '../ice/candidate.js'
 import { IceAgent } from '../ice/ice-agent.js'
@@ -116,7 +116,7 @@ export class ConnectAttempt {
   /**
    * Runs the attempt: resolves with the verified connection, rejects with a coded
    * error (`ERR_CONNECT_FAILED` with the ICE outcome as cause, `ERR_PEER_IDENTITY_MISMATCH`,
-   * `ERR_BEACON_PEER_NOT_FOUND`, `ERR_ABORTED`, …).
+   * `ERR_PEER_NOT_FOUND`, `ERR_ABORTED`, …).
    */
   async run(options: { signal?: AbortSignal | undefined; timeout: number; offer?: IncomingSignal }): Promise<PeerConnection> {
     const timeoutSignal = AbortSignal.timeout(options.timeout)
@@ -295,6 +295,7 @@ export class ConnectAttempt {
     if (timeoutSignal.aborted && reason === timeoutSignal.reason) {
       return new ConnectFailedError(`No connection to ${this.peerId} within the timeout`, { cause: err instanceof IceFailedError ? err : undefined })
     }
+    if (reason instanceof BeaconPeerNotFoundError) return new PeerNotFoundError(this.peerId, { cause: reason })
     if (reason instanceof IceFailedError) return new ConnectFailedError(`No direct path to ${this.peerId}: ${reason.message}`, { cause: reason })
     if (reason instanceof PeerlinkError) return reason
     if (reason instanceof Error) return new ConnectFailedError(`Connecting to ${this.peerId} failed: ${reason.message}`, { cause: reason })

@@ -153,7 +153,7 @@ export class Peer extends EventEmitter<PeerEvents> {
    * @throws `ConnectFailedError` (`ERR_CONNECT_FAILED`, rejects) when no path works in
    * time (its `cause` holds the ICE outcome per candidate pair);
    * `PeerIdentityMismatchError` (`ERR_PEER_IDENTITY_MISMATCH`) when the remote is not
-   * `peerId`; `BeaconPeerNotFoundError` when no Beacon knows the peer; `AbortError`.
+   * `peerId`; `PeerNotFoundError` (`ERR_PEER_NOT_FOUND`) when no Beacon knows the peer; `AbortError`.
    */
   async connect(peerId: string, options: ConnectOptions = {}): Promise<PeerConnection> {
     this.#assertOpen()

@@ -83,9 +83,9 @@ describe('Peer over loopback', () => {
     incoming.destroy()
   })
 
-  it('rejects a peer that is not registered with ERR_BEACON_PEER_NOT_FOUND', async () => {
+  it('rejects a peer that is not registered quickly with ERR_PEER_NOT_FOUND', async () => {
     const stranger = createIdentity().peerId
-    await expect(dialer.connect(stranger, { timeout: 5_000 })).rejects.toMatchObject({ code: 'ERR_BEACON_PEER_NOT_FOUND' })
+    await expect(dialer.connect(stranger, { timeout: 5_000 })).rejects.toMatchObject({ code: 'ERR_PEER_NOT_FOUND' })
   })
 
   it('refuses misuse at once', async () => {
