@@ -81,6 +81,8 @@ export class CandidatePair {
   rttMs: number | undefined
   /** Number of checks sent for this pair. */
   checksSent = 0
+  /** When the last (non-nominating) check of this pair was sent, `performance.now()` ms. */
+  lastCheckAt: number | undefined
   readonly #onStateChange: PairStateListener | undefined
 
   constructor(local: LocalCandidate, remote: IceCandidate, role: IceRole, onStateChange?: PairStateListener) {

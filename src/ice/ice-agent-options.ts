@@ -87,6 +87,12 @@ export interface IceAgentOptions {
    */
   nominationDelay?: number
   /**
+   * Controlled side: select a pair as soon as the peer's USE-CANDIDATE check for it
+   * arrives, without waiting for our own check of it (see `ControllingNominationOptions`).
+   * @default false (RFC 8445 §7.3.1.5)
+   */
+  selectOnNomination?: boolean
+  /**
    * Mean interval of consent checks on the selected pair, ms (RFC 7675: 5 s).
    * @default 5000
    */

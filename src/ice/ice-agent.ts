@@ -22,7 +22,7 @@ import {
 } from '../errors.js'
 import { isStunMessage } from '../stun/classify.js'
 import type { DatagramEndpoint, DatagramSource } from '../stun/datagram-endpoint.js'
-import { createStunRequest, decodeStunMessage, encodeStunMessage, type DecodedStunMessage } from '../stun/message.js'
+import { createStunRequest, decodeStunMessage, encodeStunMessage, getAttribute, type DecodedStunMessage } from '../stun/message.js'
 import { StunTransactionManager, checkRetransmit, type StunResponse } from '../stun/transaction.js'
 import { peerSocketEndpoint } from '../transport/peer-socket-endpoint.js'
 import { createLocalCandidate, type IceCandidate, type LocalCandidate } from './candidate.js'
@@ -319,7 +319,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   #startCheck(pair: CandidatePair, nominating: boolean): void {
     const remote = this.#remote as IceCredentials
-    if (!nominating) pair.setState('in-progress')
+    if (!nominating) {
+      pair.setState('in-progress')
+      pair.lastCheckAt = performance.now()
+    }
     if (this.#state === 'new' || this.#state === 'gathering') this.#setState('checking')
     // RFC 8445 §7.1.1: PRIORITY is the priority a peer-reflexive candidate would get.
     const prflxPriority = candidatePriority('prflx', pair.local.localPreference)
@@ -425,6 +428,11 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       return
     }
     if (message.class !== 'request') return
+    // The peer's one socket carries an agent per connection and attempt: a check for
+    // another agent's ufrag is that agent's to answer, not ours to refuse with a 401
+    // (which would fail the other session's check or consent, RFC 7675 §5.1).
+    const username = getAttribute(message, 'username')?.value
+    if (username !== undefined && username.includes(':') && username.slice(0, username.indexOf(':')) !== this.#local.ufrag) return
     const source = { address: canonicalHost(from.host) ?? from.host, port: from.port }
     const answer = answerCheckRequest(message, source, this.#local, this.#role, this.#tieBreaker)
     if (answer.kind === 'ignore') return
@@ -497,7 +505,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         sendNomination: (pair) => this.#startCheck(pair, true),
         select: (pair) => this.#select(pair),
       },
-      this.#options.nominationDelay === undefined ? {} : { nominationDelay: this.#options.nominationDelay },
+      {
+        ...(this.#options.nominationDelay === undefined ? {} : { nominationDelay: this.#options.nominationDelay }),
+        selectOnNomination: this.#options.selectOnNomination === true,
+      },
     )
   }
 

@@ -38,16 +38,36 @@ export interface NominationStrategy {
   close(): void
 }
 
-/** Options of {@link ControllingNomination}. */
+/** Options of {@link ControllingNomination} and {@link ControlledNomination}. */
 export interface ControllingNominationOptions {
   /**
    * Milliseconds to wait, after the first pair became valid, for higher-priority pairs
    * still being checked before nominating the best valid pair. A valid pair with no
-   * pending pair above it is nominated at once.
+   * pending pair above it is nominated at once; so is one whose higher-priority pairs
+   * are all in progress with a check unanswered for longer than
+   * {@link STALE_CHECK_RTT_FACTOR} × the valid pair's round trip (+1 ms): they had more
+   * time than the valid pair needed and did not answer (typically host candidates of
+   * another network, which never answer).
    * @default 50
    */
   nominationDelay?: number
+  /**
+   * Controlled side: select a pair as soon as its USE-CANDIDATE check arrives, even if
+   * our own check of it has not succeeded yet. RFC 8445 §7.3.1.5 waits for that check;
+   * but a controlling agent (regular nomination) only nominates a pair it validated —
+   * its request crossed the path and our response came back — so the nomination itself
+   * proves the pair both ways. Not waiting saves a round trip plus pacing, and means we
+   * are listening on the pair before the peer's first data arrives on it.
+   * @default false
+   */
+  selectOnNomination?: boolean
 }
+
+/**
+ * A higher-priority pair in progress is not waited for once its check has been
+ * unanswered for longer than this many times the best valid pair's round trip, plus 1 ms.
+ */
+export const STALE_CHECK_RTT_FACTOR = 1.5
 
 /**
  * The controlling agent's regular nomination (RFC 8445 §8.1.1): when a pair becomes valid
@@ -61,6 +81,7 @@ export class ControllingNomination implements NominationStrategy {
   readonly #delay: number
   #timer: ReturnType<typeof setTimeout> | undefined
   #nominating: CandidatePair | undefined
+  #deadlineAt: number | undefined
   readonly #failed = new Set<CandidatePair>()
   #closed = false
 
@@ -102,22 +123,48 @@ export class ControllingNomination implements NominationStrategy {
     this.#timer = undefined
   }
 
-  /** Nominates now if nothing better is pending, else makes sure the deadline timer runs. */
-  #consider(): void {
-    if (this.#nominating !== undefined) return
-    this.#decide()
-    if (this.#nominating === undefined && this.#timer === undefined && this.#context.checklist.validPairs.length > 0) {
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined
-        this.#decide(true)
-      }, this.#delay)
+  /**
+   * When every pending pair above `best` will be stale (see {@link STALE_CHECK_RTT_FACTOR}):
+   * `Infinity` if one has no check in flight yet (or `best` has no RTT), a past time if
+   * they all are stale now.
+   */
+  #freshPendingUntil(best: CandidatePair): number {
+    if (best.rttMs === undefined) return Infinity
+    const patience = STALE_CHECK_RTT_FACTOR * best.rttMs + 1
+    let until = -Infinity
+    for (const pair of this.#context.checklist.pairs) {
+      if (pair.priority <= best.priority) break
+      if (pair.state === 'frozen' || pair.state === 'waiting') return Infinity
+      if (pair.state !== 'in-progress') continue
+      if (pair.lastCheckAt === undefined) return Infinity
+      until = Math.max(until, pair.lastCheckAt + patience)
     }
+    return until
+  }
+
+  /** Nominates now if nothing better is worth waiting for, else (re)arms the timer. */
+  #consider(): void {
+    if (this.#nominating !== undefined || this.#context.checklist.validPairs.length === 0) return
+    // The deadline runs from the first valid pair.
+    this.#deadlineAt ??= performance.now() + this.#delay
+    this.#decide()
+    if (this.#nominating !== undefined || this.#closed) return
+    // Wake at the deadline, or sooner when the checks still pending above become stale.
+    const best = this.#context.checklist.validPairs.find((p) => !this.#failed.has(p))
+    const wakeAt = Math.min(this.#deadlineAt, best === undefined ? Infinity : Math.max(this.#freshPendingUntil(best), performance.now()))
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined
+      if (this.#closed || this.#nominating !== undefined) return
+      if (performance.now() >= (this.#deadlineAt ?? 0)) this.#decide(true)
+      else this.#consider()
+    }, Math.max(1, wakeAt - performance.now()))
   }
 
   #decide(deadlinePassed = false): void {
     const best = this.#context.checklist.validPairs.find((p) => !this.#failed.has(p))
     if (best === undefined) return
-    if (!deadlinePassed && this.#context.checklist.hasPendingAbove(best.priority)) return
+    if (!deadlinePassed && this.#context.checklist.hasPendingAbove(best.priority) && this.#freshPendingUntil(best) > performance.now()) return
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
     this.#nominating = best
@@ -132,10 +179,12 @@ export class ControllingNomination implements NominationStrategy {
 export class ControlledNomination implements NominationStrategy {
   readonly role = 'controlled' as const
   readonly #context: NominationContext
+  readonly #selectOnNomination: boolean
   #closed = false
 
-  constructor(context: NominationContext) {
+  constructor(context: NominationContext, options: Pick<ControllingNominationOptions, 'selectOnNomination'> = {}) {
     this.#context = context
+    this.#selectOnNomination = options.selectOnNomination === true
   }
 
   onValidPair(valid: CandidatePair, checked: CandidatePair): void {
@@ -154,6 +203,9 @@ export class ControlledNomination implements NominationStrategy {
       const valid = pair.validPair ?? pair
       valid.nominated = true
       this.#context.select(valid)
+    } else if (this.#selectOnNomination) {
+      pair.nominated = true
+      this.#context.select(pair)
     } else {
       pair.nominateOnSuccess = true
     }
@@ -170,5 +222,5 @@ export class ControlledNomination implements NominationStrategy {
 
 /** The strategy for a role. */
 export function createNomination(role: IceRole, context: NominationContext, options: ControllingNominationOptions = {}): NominationStrategy {
-  return role === 'controlling' ? new ControllingNomination(context, options) : new ControlledNomination(context)
+  return role === 'controlling' ? new ControllingNomination(context, options) : new ControlledNomination(context, options)
 }

@@ -24,7 +24,7 @@ import type { IncomingSignal } from '../beacon/beacon-client-options.js'
 import { StreamMux } from '../connection/stream-mux.js'
 import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerNotFoundError, PeerlinkError } from '../errors.js'
 import { formatCandidate } from '../ice/candidate-codec.js'
-import type { LocalCandidate } from '../ice/candidate.js'
+import { type LocalCandidate, candidateAddressKey } from '../ice/candidate.js'
 import { IceAgent } from '../ice/ice-agent.js'
 import type { IceAgentOptions, IceGatherOptions, IceSelection } from '../ice/ice-agent-options.js'
 import type { Identity } from '../identity/identity.js'
@@ -43,9 +43,34 @@ import {
 } from './connect-signal.js'
 import { MAIN_STREAM_LABEL, PeerConnection } from './peer-connection.js'
 import type { AttemptEvent, ConnectionInfo } from './peer-options.js'
+import type { ReflexiveCache } from './reflexive-cache.js'
 
 /** Bytes of a session id. */
 export const SESSION_ID_BYTES = 16
+
+/**
+ * The ICE agent settings a peer uses unless `PeerOptions.ice` overrides them, tuned for
+ * fast connects between two peers with a handful of candidates (bench/connect,
+ * docs/benchmarks.md):
+ * - `ta: 5` — RFC 8445 §14.2's lower bound instead of 50 ms: the first check usually
+ *   goes to a host candidate of the peer's LAN that cannot answer, and the pair that
+ *   works should not wait behind it;
+ * - `nominationDelay: 20` — the cap on waiting for better pairs still unchecked (pairs
+ *   whose checks stay unanswered longer than the valid one's round trip are not waited
+ *   for at all, see `ControllingNomination`);
+ * - `checkRetransmit: { rto: 100, rc: 7, rm: 16 }` — a lost check is retried after 100 ms
+ *   rather than 500 ms (RFC 8445 §14.3 says SHOULD ≥ 500 ms for media sessions pacing
+ *   many pairs); a pair still fails after 7.9 s without an answer;
+ * - `selectOnNomination: true` — the listening (controlled) side selects the nominated
+ *   pair at once, so it listens on the path before the first handshake packet arrives
+ *   (else udx retransmits that packet only after a second).
+ */
+export const PEER_ICE_DEFAULTS: Readonly<Partial<IceAgentOptions>> = Object.freeze({
+  ta: 5,
+  nominationDelay: 20,
+  checkRetransmit: Object.freeze({ rto: 100, rc: 7, rm: 16 }),
+  selectOnNomination: true,
+})
 
 /** What an attempt needs from its Peer. */
 export interface AttemptContext {
@@ -56,6 +81,8 @@ export interface AttemptContext {
   gather: IceGatherOptions
   ice: Partial<IceAgentOptions>
   handshakeTimeout: number
+  /** The peer's recent public mappings: sent in the offer/answer, fed by our gathering. */
+  reflexive: ReflexiveCache
   emit: (event: AttemptEvent) => void
   /** Called once the attempt is over (connected or failed). */
   done: (attempt: ConnectAttempt) => void
@@ -75,6 +102,8 @@ export class ConnectAttempt {
   readonly #started = performance.now()
   readonly #controller = new AbortController()
   readonly #outgoing: string[] = []
+  /** Transport addresses of the local candidates signalled so far. */
+  readonly #signalled = new Set<string>()
   #outgoingEnd = false
   #flushScheduled = false
   #descriptionSent = false
@@ -92,6 +121,7 @@ export class ConnectAttempt {
     this.session = session ?? new Uint8Array(randomBytes(SESSION_ID_BYTES))
     this.#localStream = ctx.socket.allocateStreamId()
     this.#agent = new IceAgent({
+      ...PEER_ICE_DEFAULTS,
       ...ctx.ice,
       socket: ctx.socket,
       role: initiator ? 'controlling' : 'controlled',
@@ -129,6 +159,9 @@ export class ConnectAttempt {
       void this.#agent.gather({ signal: this.#controller.signal }).catch(() => {
         // Gathering failures (a STUN server not answering) leave the host candidates.
       })
+      // Our public mappings as last seen go out with the offer/answer, not one STUN
+      // round trip later (the gathering just started trickles only what changed).
+      for (const candidate of this.#ctx.reflexive.candidates()) this.#queueLocal(candidate)
       this.#scheduleFlush()
       if (this.initiator) await abortable(this.#remoteKnown, this.#controller.signal)
       const selection = await this.#agent.connect({ signal: this.#controller.signal, timeout: options.timeout })
@@ -243,6 +276,14 @@ export class ConnectAttempt {
   }
 
   readonly #onLocalCandidate = (candidate: LocalCandidate): void => {
+    this.#ctx.reflexive.learn(candidate)
+    this.#queueLocal(candidate)
+  }
+
+  #queueLocal(candidate: LocalCandidate): void {
+    const key = candidateAddressKey(candidate)
+    if (this.#signalled.has(key)) return
+    this.#signalled.add(key)
     this.#outgoing.push(formatCandidate(candidate))
     this.#scheduleFlush()
   }

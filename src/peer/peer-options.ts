@@ -58,8 +58,9 @@ export interface PeerOptions {
    */
   gather?: IceGatherOptions
   /**
-   * ICE timing (Ta, retransmissions, nomination delay, consent intervals).
-   * @default the ICE agent's defaults
+   * ICE timing (Ta, retransmissions, nomination delay, consent intervals); each field
+   * given replaces the peer's default for it.
+   * @default { ta: 5, nominationDelay: 20, checkRetransmit: { rto: 100, rc: 7, rm: 16 } } and the ICE agent's defaults for the rest
    */
   ice?: Pick<IceAgentOptions, 'ta' | 'checkRetransmit' | 'nominationDelay' | 'consentInterval' | 'consentTimeout' | 'maxPairs'>
   /**

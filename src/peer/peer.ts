@@ -15,6 +15,7 @@ import type { StunServerAddress } from '../stun/binding-client.js'
 import { PeerSocket } from '../transport/peer-socket.js'
 import { type AttemptContext, ConnectAttempt, SESSION_ID_BYTES } from './connect-attempt.js'
 import type { PeerConnection } from './peer-connection.js'
+import { ReflexiveCache } from './reflexive-cache.js'
 import { CONNECTION_PATHS, type ConnectOptions, type ListenOptions, type PeerEvents, type PeerOptions } from './peer-options.js'
 
 const DEFAULT_CONNECT_TIMEOUT = 30_000
@@ -82,6 +83,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   readonly #beacons: BeaconSet | undefined
   readonly #context: Omit<AttemptContext, 'beacons'>
   readonly #connectTimeout: number
+  readonly #reflexive: ReflexiveCache
   readonly #attempts = new Map<string, ConnectAttempt>()
   readonly #early = new Map<string, { signals: IncomingSignal[]; timer: ReturnType<typeof setTimeout> }>()
   readonly #connections = new Set<PeerConnection>()
@@ -96,6 +98,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#socket = parts.socket
     this.#beacons = parts.beacons
     this.#connectTimeout = parts.connectTimeout
+    this.#reflexive = new ReflexiveCache(parts.socket, parts.stunServers, parts.options.gather ?? {})
     this.#context = {
       socket: parts.socket,
       identity: parts.identity,
@@ -103,6 +106,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       gather: parts.options.gather ?? {},
       ice: parts.options.ice ?? {},
       handshakeTimeout: parts.handshakeTimeout,
+      reflexive: this.#reflexive,
       emit: (event) => this.emit('attempt', event),
       done: (attempt) => {
         const key = hex(attempt.session)
@@ -111,6 +115,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     }
     this.#beacons?.on('signal', this.#onSignal)
     this.#beacons?.start()
+    this.#reflexive.refresh()
     parts.options.signal?.addEventListener('abort', () => void this.close(), { once: true })
   }
 
@@ -142,6 +147,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     throwIfAborted(options.signal)
     this.#needBeacons('listen()')
     this.#listening = true
+    if (this.#reflexive.candidates().length === 0) this.#reflexive.refresh()
     await this.#register(options.signal)
   }
 
@@ -266,6 +272,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       this.#beacons?.off('signal', this.#onSignal)
+      this.#reflexive.close()
       for (const attempt of this.#attempts.values()) attempt.abort(new AbortError('The peer is closing'))
       for (const { timer } of this.#early.values()) clearTimeout(timer)
       this.#early.clear()

@@ -8,3 +8,5 @@
 export { idCommand } from './id.js'
 export { doctorCommand } from './doctor.js'
 export { exposeCommand } from './expose.js'
+export { listenCommand } from './listen.js'
+export { connectCommand } from './connect.js'

@@ -1,0 +1,94 @@
+/**
+ * The peer's recent server-reflexive candidates (its public mappings as the Beacons'
+ * STUN ports see them), so that an offer or answer can carry them at once instead of
+ * trickling them one STUN round trip later.
+ *
+ * That round trip sits on the critical path of every connection: the connecting side
+ * can only check the listener's public address once it knows it, and with
+ * address(-and-port)-dependent filtering each side's NAT opens only when it has sent to
+ * the other's public address. Every attempt still gathers afresh (and trickles what
+ * changed); a cached candidate that went stale only costs one pair that never answers.
+ *
+ * Candidates come from a background gathering on the peer's socket (when the peer
+ * starts and when it listens) and from every attempt's own gathering.
+ *
+ * @module
+ */
+import { candidateAddressKey, type LocalCandidate } from '../ice/candidate.js'
+import { CandidateGatherer } from '../ice/candidate-gatherer.js'
+import type { IceGatherOptions } from '../ice/ice-agent-options.js'
+import type { StunServerAddress } from '../stun/binding-client.js'
+import type { PeerSocket } from '../transport/peer-socket.js'
+import { peerSocketEndpoint } from '../transport/peer-socket-endpoint.js'
+
+/**
+ * Milliseconds a learnt mapping is offered. NATs keep idle UDP mappings for 30 s or more
+ * (RFC 4787 REQ-5: at least 2 minutes); an endpoint-independent NAT usually gives the
+ * same port again after that anyway.
+ */
+export const REFLEXIVE_TTL_MS = 60_000
+
+/** Recent server-reflexive candidates of one peer socket (see the module notes). */
+export class ReflexiveCache {
+  readonly #socket: PeerSocket
+  readonly #stunServers: readonly StunServerAddress[]
+  readonly #gather: IceGatherOptions
+  readonly #entries = new Map<string, { candidate: LocalCandidate; at: number }>()
+  #gatherer: CandidateGatherer | undefined
+  #closed = false
+
+  constructor(socket: PeerSocket, stunServers: readonly StunServerAddress[], gather: IceGatherOptions) {
+    this.#socket = socket
+    this.#stunServers = stunServers
+    this.#gather = gather
+  }
+
+  /** The server-reflexive candidates learnt in the last {@link REFLEXIVE_TTL_MS} ms. */
+  candidates(): LocalCandidate[] {
+    const oldest = performance.now() - REFLEXIVE_TTL_MS
+    const fresh: LocalCandidate[] = []
+    for (const [key, entry] of this.#entries) {
+      if (entry.at < oldest) this.#entries.delete(key)
+      else fresh.push(entry.candidate)
+    }
+    return fresh
+  }
+
+  /** Records a candidate an attempt gathered (only server-reflexive ones are kept). */
+  learn(candidate: LocalCandidate): void {
+    if (this.#closed || candidate.type !== 'srflx') return
+    const key = candidateAddressKey(candidate)
+    this.#entries.delete(key) // newest last
+    this.#entries.set(key, { candidate, at: performance.now() })
+  }
+
+  /**
+   * Gathers in the background (STUN Binding to every server from the peer's socket),
+   * unless a gathering is already running or there are no STUN servers. Never throws.
+   */
+  refresh(): void {
+    if (this.#closed || this.#gatherer !== undefined || this.#stunServers.length === 0 || this.#socket.closed) return
+    let gatherer: CandidateGatherer
+    try {
+      gatherer = new CandidateGatherer({ endpoint: peerSocketEndpoint(this.#socket), stunServers: this.#stunServers, ...this.#gather })
+    } catch {
+      return
+    }
+    this.#gatherer = gatherer
+    gatherer.on('candidate', (candidate) => this.learn(candidate))
+    gatherer
+      .gather()
+      .catch(() => {})
+      .finally(() => {
+        if (this.#gatherer === gatherer) this.#gatherer = undefined
+      })
+  }
+
+  /** Stops a running gathering and forgets everything. Idempotent. */
+  close(): void {
+    this.#closed = true
+    this.#gatherer?.close()
+    this.#gatherer = undefined
+    this.#entries.clear()
+  }
+}
