@@ -53,6 +53,7 @@ export type ErrorCode =
   | 'ERR_TUNNEL_NAME_TAKEN'
   | 'ERR_TUNNEL_LIMIT'
   | 'ERR_TUNNEL_UNAVAILABLE'
+  | 'ERR_TUNNEL_PEER_NOT_FOUND'
   | 'ERR_MUX_PROTOCOL'
   | 'ERR_MUX_STREAM_REFUSED'
   | 'ERR_MUX_STREAM_RESET'
@@ -472,6 +473,16 @@ export class TunnelUnavailableError extends PeerlinkError {
   }
 }
 
+/** No peer listens under the PeerId on the tunnel server (the peer path): it is offline, or registered with another fleet. */
+export class TunnelPeerNotFoundError extends PeerlinkError {
+  /** The PeerId that was asked for. */
+  readonly peerId: string
+  constructor(peerId: string, message = `No peer listens as ${peerId} on the tunnel server`, options?: PeerlinkErrorOptions) {
+    super('ERR_TUNNEL_PEER_NOT_FOUND', message, options)
+    this.peerId = peerId
+  }
+}
+
 /**
  * The NAT lab (`peerlink/testing`) cannot run here: not Linux, not root, `ip` or `nft`
  * missing, or network namespaces not permitted. `reason` says which.
@@ -555,7 +566,7 @@ export class MuxProtocolError extends PeerlinkError {
 
 /**
  * A new stream on a multiplexed connection was refused: the limit of concurrent streams
- * (either side's) was reached, the connection is going away, or nobody accepts streams.
+ * (either side's) was reached, or the connection is going away.
  */
 export class MuxStreamRefusedError extends PeerlinkError {
   constructor(message: string, options?: PeerlinkErrorOptions) {

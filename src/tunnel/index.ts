@@ -41,3 +41,9 @@ export {
   decodeTunnelServerMessage,
 } from './tunnel-messages.js'
 export { isTunnelName, normalizeTunnelName, TUNNEL_NAME_MAX_LENGTH } from './tunnel-name.js'
+export { TunnelPeerListener, listenTunnelPeer } from './tunnel-peer-listener.js'
+export type { TunnelPeerRequest, TunnelPeerListenerOptions, TunnelPeerListenerState, TunnelPeerListenerEvents } from './tunnel-peer-listener.js'
+export { TunnelPeerConnector, openTunnelPeerStream } from './tunnel-peer-connector.js'
+export type { OpenTunnelPeerStreamOptions, TunnelPeerConnectorOptions, ConnectTunnelPeerOptions } from './tunnel-peer-connector.js'
+export { TunnelSecureConnection, secureTunnelStream } from './tunnel-secure-connection.js'
+export type { SecureTunnelStreamOptions, TunnelSecureConnectionCloseOptions } from './tunnel-secure-connection.js'

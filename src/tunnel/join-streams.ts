@@ -38,6 +38,28 @@ export function joinStreams(a: Duplex, b: Duplex, onClose?: () => void): void {
   }
   link(a, b)
   link(b, a)
+  coalesce(a, b)
+  coalesce(b, a)
   a.pipe(b)
   b.pipe(a)
+}
+
+/**
+ * Corks `to` for the rest of the tick when `from` delivers data, so the chunks of one
+ * read (a TLS socket delivers one 16 KiB record per chunk, a transfer socket one chunk
+ * per frame) go out in one `writev` instead of one write each. Registered before
+ * `pipe`, so the cork is in place when the pipe writes.
+ */
+function coalesce(from: Duplex, to: Duplex): void {
+  let corked = false
+  const uncork = () => {
+    corked = false
+    to.uncork()
+  }
+  from.on('data', () => {
+    if (corked) return
+    corked = true
+    to.cork()
+    process.nextTick(uncork)
+  })
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { EventEmitter } from 'node:events'
+import { EventEmitter, setMaxListeners } from 'node:events'
 import net from 'node:net'
 import type WebSocket from 'ws'
 import { checkBackoffOptions, reconnectDelay } from '../beacon/backoff.js'
@@ -35,7 +35,7 @@ import type {
   TunnelClientState,
   TunnelEndpoints,
 } from './tunnel-client-options.js'
-import { type TunnelEndpoint, controlPath, formatTunnelAddress, openTunnelSocket, transferPathFor, tunnelEndpointUrl } from './tunnel-connect.js'
+import { type TunnelEndpoint, controlPath, formatTunnelAddress, openTransferSocket, transferPathFor, tunnelEndpointUrl } from './tunnel-connect.js'
 import { isReplacedError, loginTunnel, tunnelErrorFromReply } from './tunnel-login.js'
 import {
   TRANSFER_PATH,
@@ -49,7 +49,7 @@ import {
   encodeTunnelClientMessage,
 } from './tunnel-messages.js'
 import { normalizeTunnelName } from './tunnel-name.js'
-import { WebSocketDuplex } from './websocket-duplex.js'
+import { WebSocketStream } from './websocket-stream.js'
 
 export type * from './tunnel-client-options.js'
 
@@ -90,8 +90,8 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   readonly #signal: AbortSignal | undefined
   readonly #fixedName: string | undefined
   readonly #sockets = new Set<net.Socket>()
-  readonly #streams = new Set<WebSocketDuplex>()
-  readonly #life = new AbortController()
+  readonly #streams = new Set<WebSocketStream>()
+  readonly #life = lifeController()
   #name: string | undefined
   #state: TunnelClientState = 'idle'
   #specIndex = 0
@@ -209,10 +209,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     }
     for (const socket of this.#sockets) socket.destroy()
     const streamsClosed = [...this.#streams].map((stream) => new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve()))))
-    for (const stream of this.#streams) {
-      stream.destroy()
-      stream.webSocket.terminate()
-    }
+    for (const stream of this.#streams) stream.terminate()
     await Promise.all(streamsClosed)
     if (!wasIdle) await this.#loop
     this.emit('close', this.#closeError)
@@ -355,6 +352,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     local.once('error', onError)
     local.once('connect', () => {
       local.setTimeout(0)
+      local.setNoDelay(true)
       local.off('error', onError)
       local.on('error', () => {})
       const proof = transferProof(session.welcome.secret, message.id)
@@ -362,12 +360,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         ...session.endpoint,
         path: `${session.transferPath}?id=${Buffer.from(message.id).toString('base64url')}&proof=${proof.toString('base64url')}`,
       }
-      openTunnelSocket({ endpoint, maxPayload: MAX_TRANSFER_FRAME, timeout: this.#connectTimeout, signal: this.#life.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
-        ({ ws }) => {
-          const stream = new WebSocketDuplex(ws)
+      openTransferSocket({ endpoint, timeout: this.#connectTimeout, signal: this.#life.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
+        ({ socket, head }) => {
+          // Over TLS, frames are masked with a zero key (nothing on the path can see them).
+          const stream = new WebSocketStream(socket, { role: 'client', zeroMask: endpoint.secure, head, maxFrameBytes: MAX_TRANSFER_FRAME })
           if (this.#state === 'closed') {
-            stream.destroy()
-            ws.terminate()
+            stream.terminate()
             local.destroy()
             return
           }
@@ -452,4 +450,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true })
   })
+}
+
+/** The client's lifetime signal: every transfer socket being opened listens to it, so it has no listener limit. */
+function lifeController(): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
 }

@@ -18,6 +18,7 @@ import { connectTlsPinned } from '../cert-pin.js'
 import { AbortError, ConnectFailedError, HostUnresolvedError, TunnelProtocolError, throwIfAborted } from '../errors.js'
 import { CONTROL_PATH, TRANSFER_PATH } from './tunnel-messages.js'
 import { NO_CHANNEL_BINDING } from './tunnel-auth.js'
+import { upgradeTransferSocket } from './transfer-handshake.js'
 
 /** Redirects a control connection follows at most. */
 export const MAX_TUNNEL_REDIRECTS = 5
@@ -75,6 +76,14 @@ export interface OpenTunnelSocket {
   endpoint: TunnelEndpoint
   /** SHA-256 of the server's DER certificate (`wss://`), or 32 zero bytes (`ws://`). */
   binding: Uint8Array
+}
+
+/** An open transfer socket (see {@link openTransferSocket}). */
+export interface OpenTransferSocket {
+  /** The upgraded socket (TCP or TLS), paused: hand it to a `WebSocketStream`. */
+  socket: net.Socket
+  /** Bytes that came after the upgrade response. */
+  head: Buffer
 }
 
 /** `HOST:PORT` of an endpoint, IPv6 in brackets. */
@@ -145,18 +154,71 @@ function redirectTarget(from: TunnelEndpoint, location: string): TunnelEndpoint 
 
 type Outcome = OpenTunnelSocket | { status: number; location: string }
 
-async function openOnce(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptions): Promise<Outcome> {
+/**
+ * Opens a transfer socket: TCP or TLS (pinned or CA-validated, as for control sockets),
+ * then the WebSocket upgrade done by hand (`transfer-handshake.ts`), without redirects.
+ *
+ * @throws {@link ConnectFailedError} (rejects) when TCP, TLS or the upgrade fails or times out (naming the HTTP status and the server's `x-peerlink-error`).
+ * @throws `CertificatePinMismatchError` (rejects) when a pinned server presents another certificate.
+ * @throws {@link AbortError} (rejects) when `signal` fires first.
+ */
+export async function openTransferSocket(options: Omit<OpenTunnelSocketOptions, 'followRedirects' | 'maxPayload'>): Promise<OpenTransferSocket> {
+  const { endpoint } = options
+  throwIfAborted(options.signal)
+  const deadline = attemptDeadline(endpoint, options)
+  try {
+    let socket: net.Socket
+    try {
+      socket = await openSocket(endpoint, options, deadline.timeout, deadline.signal)
+    } catch (err) {
+      throw deadline.settle(err)
+    }
+    // No Nagle: the upgrade request and the first frames must not wait for a delayed ACK.
+    socket.setNoDelay(true)
+    const onAbort = () => socket.destroy()
+    deadline.signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      const head = await upgradeTransferSocket(socket, { host: formatTunnelAddress(endpoint), path: endpoint.path, where: formatTunnelAddress(endpoint) })
+      return { socket, head }
+    } catch (err) {
+      socket.destroy()
+      throw deadline.settle(err)
+    } finally {
+      deadline.signal.removeEventListener('abort', onAbort)
+    }
+  } finally {
+    deadline.dispose()
+  }
+}
+
+/** The timeout and cancellation of one attempt, and how its errors are reported. */
+function attemptDeadline(endpoint: TunnelEndpoint, options: Pick<OpenTunnelSocketOptions, 'timeout' | 'signal'>) {
   const timeout = options.timeout ?? 10_000
   const where = formatTunnelAddress(endpoint)
   const controller = new AbortController()
   const timer = setTimeout(() => controller.abort(), timeout)
   const onAbort = () => controller.abort()
   options.signal?.addEventListener('abort', onAbort, { once: true })
-  const settle = (err: unknown): unknown => {
-    if (options.signal?.aborted === true) return new AbortError(undefined, { cause: options.signal.reason })
-    if (err instanceof AbortError || controller.signal.aborted) return new ConnectFailedError(`tunnel server ${where} did not answer within ${timeout} ms`, { cause: err })
-    return err
+  return {
+    timeout,
+    signal: controller.signal,
+    settle(err: unknown): unknown {
+      if (options.signal?.aborted === true) return new AbortError(undefined, { cause: options.signal.reason })
+      if (err instanceof AbortError || controller.signal.aborted) return new ConnectFailedError(`tunnel server ${where} did not answer within ${timeout} ms`, { cause: err })
+      return err
+    },
+    dispose(): void {
+      clearTimeout(timer)
+      options.signal?.removeEventListener('abort', onAbort)
+    },
   }
+}
+
+async function openOnce(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptions): Promise<Outcome> {
+  const deadline = attemptDeadline(endpoint, options)
+  const { timeout } = deadline
+  const controller = { signal: deadline.signal }
+  const settle = deadline.settle
   try {
     let socket: net.Socket
     try {
@@ -185,8 +247,7 @@ async function openOnce(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptio
       throw settle(err)
     }
   } finally {
-    clearTimeout(timer)
-    options.signal?.removeEventListener('abort', onAbort)
+    deadline.dispose()
   }
 }
 

@@ -74,6 +74,12 @@ export class WebSocketDuplex extends Duplex {
     return this.#ws
   }
 
+  /** Destroys the stream and the WebSocket at once, without a closing handshake. */
+  terminate(): void {
+    this.destroy()
+    this.#ws.terminate()
+  }
+
   readonly #onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
     const chunk = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
     if (!isBinary) {

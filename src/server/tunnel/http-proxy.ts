@@ -6,6 +6,10 @@
  *
  * Each request travels in a connection of its own (`Connection: close` towards the
  * device). `X-Forwarded-*` headers sent by the client are replaced, never trusted.
+ *
+ * In a fleet, a name online on another server is forwarded to that server's HTTP port
+ * with a signed hop header ({@link FLEET_HOP_HEADER}, see `fleet-http.ts`) saying who
+ * the client is; a request that carries a hop header is never forwarded again.
  * Errors get an HTML page: 400 bad or missing Host, 404 unknown name (or a device
  * without HTTP service), 503 device offline (within its retention time) or over its
  * connection limit, 502 the device's service refused, 504 the device did not answer.
@@ -22,8 +26,19 @@ import { type TunnelErrorStatus, tunnelErrorPage } from './error-page.js'
 import type { PendingFailure } from './pending-connections.js'
 import type { TunnelServerStats } from './tunnel-server-stats.js'
 
-/** How a name resolves. */
-export type TunnelHttpRoute = 'online' | 'offline' | 'unknown' | 'no-http'
+/** How a name resolves (`remote`: online on another server of the fleet). */
+export type TunnelHttpRoute = 'online' | 'offline' | 'unknown' | 'no-http' | 'remote'
+
+/** The header by which a server of a fleet vouches for the client of a request it forwards. */
+export const FLEET_HOP_HEADER = 'x-peerlink-tunnel-hop'
+
+/** Signs and checks hop headers. */
+export interface TunnelHttpHop {
+  /** The header value for a request from `client`. */
+  sign(client: TunnelAddress): string
+  /** The client a header value vouches for, or `undefined` when it is not valid. */
+  verify(value: string): TunnelAddress | undefined
+}
 
 /** A failed attempt to open a connection to a device. */
 export class TunnelOpenError extends Error {
@@ -43,10 +58,13 @@ export interface TunnelHttpHost {
   readonly scheme: 'http' | 'https'
   /** Counters. */
   readonly stats: TunnelServerStats
-  /** How `name` resolves now. */
-  route(name: string): Promise<TunnelHttpRoute>
+  /** Hop headers of the fleet. */
+  readonly hop: TunnelHttpHop
+  /** How `name` resolves now; `remote` only when `forward` allows it. */
+  route(name: string, forward: boolean): Promise<TunnelHttpRoute>
   /**
-   * Opens a connection to the HTTP service of device `name`.
+   * Opens a connection to the HTTP service of device `name` (for a `remote` route: to
+   * the HTTP port of the server holding it).
    *
    * @throws {@link TunnelOpenError} (rejects) when the device cannot be reached.
    */
@@ -60,7 +78,7 @@ export interface TunnelHttpServerOptions {
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'])
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded'])
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', FLEET_HOP_HEADER])
 
 /** Creates the HTTP server of the proxy (not listening yet). */
 export function createTunnelHttpServer(host: TunnelHttpHost, options: TunnelHttpServerOptions): http.Server {
@@ -88,15 +106,19 @@ export function createTunnelHttpServer(host: TunnelHttpHost, options: TunnelHttp
   return server
 }
 
-type Resolved = { ok: true; name: string } | { ok: false; status: TunnelErrorStatus; detail: string }
+type Resolved = { ok: true; name: string; client: TunnelAddress; remote: boolean } | { ok: false; status: TunnelErrorStatus; detail: string }
 
 async function resolve(host: TunnelHttpHost, req: IncomingMessage): Promise<Resolved> {
   const name = nameFromHost(req.headers.host, host.domain)
   if (name === undefined) return { ok: false, status: 400, detail: `The Host header must be NAME.${host.domain}.` }
   if (name === '') return { ok: false, status: 404, detail: `No device name in the address: use NAME.${host.domain}.` }
-  switch (await host.route(name)) {
+  const hop = req.headers[FLEET_HOP_HEADER]
+  const client = (typeof hop === 'string' ? host.hop.verify(hop) : undefined) ?? remoteOf(req.socket)
+  switch (await host.route(name, hop === undefined)) {
     case 'online':
-      return { ok: true, name }
+      return { ok: true, name, client, remote: false }
+    case 'remote':
+      return { ok: true, name, client, remote: true }
     case 'offline':
       return { ok: false, status: 503, detail: `Device “${name}” is offline. It keeps its name for a while; try again later.` }
     case 'no-http':
@@ -119,9 +141,9 @@ export function nameFromHost(header: string | undefined, domain: string): string
   return isTunnelName(label) ? label : undefined
 }
 
-async function open(host: TunnelHttpHost, name: string, req: IncomingMessage, signal: AbortSignal): Promise<{ ok: true; stream: Duplex } | { ok: false; status: TunnelErrorStatus; detail: string }> {
+async function open(host: TunnelHttpHost, name: string, client: TunnelAddress, signal: AbortSignal): Promise<{ ok: true; stream: Duplex } | { ok: false; status: TunnelErrorStatus; detail: string }> {
   try {
-    return { ok: true, stream: await host.open(name, remoteOf(req.socket), signal) }
+    return { ok: true, stream: await host.open(name, client, signal) }
   } catch (err) {
     const reason = err instanceof TunnelOpenError ? err.reason : 'unreachable'
     switch (reason) {
@@ -144,14 +166,14 @@ async function handleRequest(host: TunnelHttpHost, req: IncomingMessage, res: Se
   const controller = new AbortController()
   const onGone = () => controller.abort()
   res.once('close', onGone)
-  const opened = await open(host, target.name, req, controller.signal)
+  const opened = await open(host, target.name, target.client, controller.signal)
   if (!opened.ok) return fail(host, res, opened.status, opened.detail)
   const stream = opened.stream
   res.off('close', onGone)
   const upstream = http.request({
     method: req.method,
     path: req.url,
-    headers: forwardHeaders(host, req, false),
+    headers: forwardHeaders(host, req, false, target.client, target.remote),
     createConnection: () => stream as Socket,
     setHost: false,
   })
@@ -188,7 +210,7 @@ async function handleUpgrade(host: TunnelHttpHost, req: IncomingMessage, socket:
   const controller = new AbortController()
   const onGone = () => controller.abort()
   socket.once('close', onGone)
-  const opened = await open(host, target.name, req, controller.signal)
+  const opened = await open(host, target.name, target.client, controller.signal)
   socket.off('close', onGone)
   if (!opened.ok) return failRaw(host, socket, opened.status, opened.detail)
   const stream = opened.stream
@@ -196,7 +218,7 @@ async function handleUpgrade(host: TunnelHttpHost, req: IncomingMessage, socket:
     stream.destroy()
     return
   }
-  const headers = forwardHeaders(host, req, true)
+  const headers = forwardHeaders(host, req, true, target.client, target.remote)
   let text = `${req.method} ${req.url} HTTP/1.1\r\n`
   for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`
   stream.write(`${text}\r\n`)
@@ -204,8 +226,11 @@ async function handleUpgrade(host: TunnelHttpHost, req: IncomingMessage, socket:
   joinStreams(socket, stream)
 }
 
-/** The request headers for the device: hop-by-hop ones dropped (except for an upgrade), `X-Forwarded-*` set. */
-function forwardHeaders(host: TunnelHttpHost, req: IncomingMessage, upgrade: boolean): string[] {
+/**
+ * The request headers for the device: hop-by-hop ones dropped (except for an upgrade),
+ * `X-Forwarded-*` set (for `client`), and for another server of the fleet, the hop header.
+ */
+function forwardHeaders(host: TunnelHttpHost, req: IncomingMessage, upgrade: boolean, client: TunnelAddress, remote: boolean): string[] {
   const out: string[] = []
   const named = upgrade ? new Set<string>() : connectionTokens(req.headers.connection)
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
@@ -215,9 +240,10 @@ function forwardHeaders(host: TunnelHttpHost, req: IncomingMessage, upgrade: boo
     out.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
   }
   if (!upgrade) out.push('Connection', 'close')
-  out.push('X-Forwarded-For', remoteOf(req.socket).host)
+  out.push('X-Forwarded-For', client.host)
   out.push('X-Forwarded-Proto', host.scheme)
   if (req.headers.host !== undefined) out.push('X-Forwarded-Host', req.headers.host)
+  if (remote) out.push('X-Peerlink-Tunnel-Hop', host.hop.sign(client))
   return out
 }
 

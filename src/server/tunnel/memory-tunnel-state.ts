@@ -1,18 +1,24 @@
 /**
  * The in-memory {@link TunnelState} of a single tunnel server: maps with lazy expiry.
  * Expired entries are dropped when they are looked at, and by a sweep every time the
- * number of writes since the last sweep exceeds the number of entries.
+ * number of writes since the last sweep exceeds the number of entries. A `null`
+ * holding is dropped the same way once its server's registration has expired, and at
+ * once when its server unregisters.
  *
  * @module
  */
+import { randomBytes } from 'node:crypto'
 import type { TunnelDeviceRecord, TunnelNameRecord, TunnelServerRecord, TunnelState } from './tunnel-state.js'
 
 interface PortHolding {
   device: string
+  server: string
   expiresAt: number | null
 }
 
-/** A {@link TunnelState} in memory: one server, nothing shared, nothing persisted. */
+type Holding = { server: string; expiresAt: number | null }
+
+/** A {@link TunnelState} in memory: nothing persisted; shared only by servers of one process. */
 export class MemoryTunnelState implements TunnelState {
   /** Always `'memory'`. */
   readonly kind = 'memory'
@@ -20,6 +26,7 @@ export class MemoryTunnelState implements TunnelState {
   readonly #ports = new Map<string, PortHolding>()
   readonly #devices = new Map<string, TunnelDeviceRecord>()
   readonly #servers = new Map<string, TunnelServerRecord>()
+  readonly #key = new Uint8Array(randomBytes(32))
   readonly #now: () => number
   #writes = 0
 
@@ -50,7 +57,7 @@ export class MemoryTunnelState implements TunnelState {
     const key = `${server}:${port}`
     const held = this.#live(this.#ports, key)
     if (held !== undefined && held.device !== device) return false
-    this.#ports.set(key, { device, expiresAt })
+    this.#ports.set(key, { device, server, expiresAt })
     this.#wrote()
     return true
   }
@@ -80,11 +87,24 @@ export class MemoryTunnelState implements TunnelState {
 
   async unregisterServer(id: string): Promise<void> {
     this.#servers.delete(id)
+    this.#dropHoldingsOf(id)
   }
 
   async listServers(): Promise<TunnelServerRecord[]> {
     const now = this.#now()
-    return [...this.#servers.values()].filter((s) => s.expiresAt > now).map((s) => ({ ...s }))
+    const live: TunnelServerRecord[] = []
+    for (const record of [...this.#servers.values()]) {
+      if (record.expiresAt > now) live.push({ ...record })
+      else {
+        this.#servers.delete(record.id)
+        this.#dropHoldingsOf(record.id)
+      }
+    }
+    return live
+  }
+
+  async fleetKey(): Promise<Uint8Array> {
+    return new Uint8Array(this.#key)
   }
 
   async close(): Promise<void> {
@@ -94,10 +114,27 @@ export class MemoryTunnelState implements TunnelState {
     this.#servers.clear()
   }
 
-  #live<T extends { expiresAt: number | null }>(map: Map<string, T>, key: string): T | undefined {
+  /** Frees the `null` holdings of server `id` (it stopped, or its registration expired). */
+  #dropHoldingsOf(id: string): void {
+    for (const map of this.#maps()) {
+      for (const [key, entry] of map) if (entry.expiresAt === null && entry.server === id) map.delete(key)
+    }
+  }
+
+  #maps(): Array<Map<string, Holding>> {
+    return [this.#names, this.#ports, this.#devices]
+  }
+
+  #expired(entry: Holding, now: number): boolean {
+    if (entry.expiresAt !== null) return entry.expiresAt <= now
+    const server = this.#servers.get(entry.server)
+    return server !== undefined && server.expiresAt <= now
+  }
+
+  #live<T extends Holding>(map: Map<string, T>, key: string): T | undefined {
     const entry = map.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAt !== null && entry.expiresAt <= this.#now()) {
+    if (this.#expired(entry, this.#now())) {
       map.delete(key)
       return undefined
     }
@@ -109,8 +146,8 @@ export class MemoryTunnelState implements TunnelState {
     if (++this.#writes <= size) return
     this.#writes = 0
     const now = this.#now()
-    for (const map of [this.#names, this.#ports, this.#devices] as Array<Map<string, { expiresAt: number | null }>>) {
-      for (const [key, entry] of map) if (entry.expiresAt !== null && entry.expiresAt <= now) map.delete(key)
+    for (const map of this.#maps()) {
+      for (const [key, entry] of map) if (this.#expired(entry, now)) map.delete(key)
     }
   }
 }

@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto'
 import { verifyTransferProof } from '../../tunnel/tunnel-auth.js'
 import { TUNNEL_CONNECTION_ID_BYTES, type TunnelRejectReason } from '../../tunnel/tunnel-messages.js'
-import type { WebSocketDuplex } from '../../tunnel/websocket-duplex.js'
+import type { TransferStream } from '../../tunnel/websocket-stream.js'
 
 /** Why a pending connection failed. */
 export type PendingFailure = TunnelRejectReason | 'timeout' | 'offline' | 'cancelled' | 'closing'
@@ -23,7 +23,7 @@ export interface PendingConnection {
   /** The secret of the control session it was announced on. */
   readonly secret: Uint8Array
   /** Called once when a transfer socket claims it. */
-  readonly onClaim: (stream: WebSocketDuplex) => void
+  readonly onClaim: (stream: TransferStream) => void
   /** Called once when it fails. */
   readonly onFail: (reason: PendingFailure) => void
   /** The timeout. */
@@ -48,7 +48,7 @@ export class PendingConnections {
   }
 
   /** Registers a connection for `device`; returns its id (to announce) and a cancel function. */
-  add(device: string, secret: Uint8Array, onClaim: (stream: WebSocketDuplex) => void, onFail: (reason: PendingFailure) => void): { id: Uint8Array; cancel: () => void } {
+  add(device: string, secret: Uint8Array, onClaim: (stream: TransferStream) => void, onFail: (reason: PendingFailure) => void): { id: Uint8Array; cancel: () => void } {
     const id = new Uint8Array(randomBytes(TUNNEL_CONNECTION_ID_BYTES))
     const key = Buffer.from(id).toString('base64url')
     const pending: PendingConnection = {

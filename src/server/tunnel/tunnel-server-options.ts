@@ -186,10 +186,29 @@ export interface TunnelServerOptions {
    */
   serverId?: string
   /**
-   * Where names, ports and the fleet registry live.
-   * @default a new {@link MemoryTunnelState}
+   * Where names, ports and the fleet registry live (give this or `redis`, not both).
+   * @default a new {@link MemoryTunnelState}, or a `RedisTunnelState` with `redis`
    */
   state?: TunnelState
+  /**
+   * Redis URL (`redis://[[user]:password@]host[:port][/db]` or `rediss://…`) of the
+   * state shared by the servers of a fleet.
+   * @default undefined (state in memory: a single server)
+   */
+  redis?: string
+  /**
+   * Prefix of this fleet's Redis keys (servers sharing Redis and a prefix form one fleet).
+   * @default 'peerlink:tunnel:'
+   */
+  redisPrefix?: string
+  /**
+   * Seconds this server's registration in the fleet lasts unless refreshed (it is
+   * refreshed every third of it, and when its device count changes). When a server
+   * stops without closing (a crash), its online devices' names and ports are freed
+   * after this time.
+   * @default 15
+   */
+  registrationTtl?: number
   /**
    * Logger (a pino logger fits).
    * @default undefined (silent)
@@ -234,6 +253,9 @@ export interface ResolvedTunnelServerOptions {
   maxFrameBytes: number
   serverId: string
   state: TunnelState | undefined
+  redis: string | undefined
+  redisPrefix: string
+  registrationTtlMs: number
   logger: TunnelServerLogger
   signal: AbortSignal | undefined
 }
@@ -313,6 +335,14 @@ export function resolveTunnelServerOptions(options: TunnelServerOptions): Resolv
   if (state !== undefined && (state === null || typeof state !== 'object' || typeof state.claimName !== 'function')) {
     throw new InvalidArgumentError('state must be a TunnelState')
   }
+  if (options.redis !== undefined) {
+    if (typeof options.redis !== 'string' || !/^rediss?:\/\/\S+$/.test(options.redis)) throw new InvalidArgumentError('redis must be a redis:// or rediss:// URL')
+    if (state !== undefined) throw new InvalidArgumentError('give state or redis, not both')
+  }
+  const redisPrefix = options.redisPrefix ?? 'peerlink:tunnel:'
+  if (typeof redisPrefix !== 'string' || redisPrefix.length > 200 || /\s/.test(redisPrefix)) {
+    throw new InvalidArgumentError('redisPrefix must be a string of at most 200 characters without spaces')
+  }
   return {
     listeningIps: ips,
     controlPort: integer('controlPort', 8443, 0, 65535),
@@ -344,6 +374,9 @@ export function resolveTunnelServerOptions(options: TunnelServerOptions): Resolv
     maxFrameBytes: integer('maxFrameBytes', 1_048_576, 65_536),
     serverId,
     state,
+    redis: options.redis,
+    redisPrefix,
+    registrationTtlMs: seconds('registrationTtl', 15, 0.3, 3600),
     logger,
     signal: options.signal,
   }

@@ -1,10 +1,9 @@
 /**
  * Counters of a running tunnel server, for logs and Prometheus export
- * ({@link TUNNEL_STATS_METRICS} maps each field to a metric).
+ * (`TUNNEL_STATS_METRICS` in `stats-metrics.ts` maps each field to a metric).
  *
  * @module
  */
-import type { StatsField } from '../metrics.js'
 
 /**
  * Counters since the server started. `devices`, `retainedDevices`, `controlSockets`,
@@ -81,29 +80,4 @@ export function createTunnelServerStats(): TunnelServerStats {
     refusedTransfers: 0,
     redirects: 0,
   }
-}
-
-/** `peerlink_tunnel_…` metrics of a tunnel server's stats (for `ServerMetrics.addStats('tunnel', …)`). */
-export const TUNNEL_STATS_METRICS: { readonly [K in keyof TunnelServerStats]-?: StatsField } = {
-  devices: { type: 'gauge', help: 'Tunnel devices online' },
-  retainedDevices: { type: 'gauge', help: 'Offline tunnel devices whose name and ports are retained' },
-  controlSockets: { type: 'gauge', help: 'Tunnel control WebSockets open' },
-  admissions: { type: 'counter', help: 'Tunnel devices admitted (successful hello)' },
-  pendingConnections: { type: 'gauge', help: 'Tunnel connections waiting for the device' },
-  activeConnections: { type: 'gauge', help: 'Tunnelled connections open' },
-  connections: { type: 'counter', help: 'Tunnelled connections joined' },
-  unclaimedConnections: { type: 'counter', help: 'Tunnel connections no device claimed in time' },
-  rejectedConnections: { type: 'counter', help: 'Tunnel connections the device refused' },
-  offlineConnections: { type: 'counter', help: 'Connections to public ports of offline devices' },
-  httpRequests: { type: 'counter', help: 'HTTP requests on the tunnel HTTP port' },
-  httpUpgrades: { type: 'counter', help: 'WebSocket upgrades passed through the tunnel HTTP port' },
-  httpErrors: { type: 'counter', help: 'HTTP requests answered with an error page' },
-  bytesToDevices: { type: 'counter', help: 'Bytes tunnelled from the public side to devices' },
-  bytesFromDevices: { type: 'counter', help: 'Bytes tunnelled from devices to the public side' },
-  refusedAuth: { type: 'counter', help: 'Tunnel control sockets refused for bad credentials' },
-  refusedLimit: { type: 'counter', help: 'Tunnel requests refused by a limit' },
-  refusedProtocol: { type: 'counter', help: 'Tunnel control messages refused as malformed' },
-  refusedRateLimited: { type: 'counter', help: 'Tunnel control messages refused by the rate limit' },
-  refusedTransfers: { type: 'counter', help: 'Tunnel transfer sockets refused (unknown id, bad proof)' },
-  redirects: { type: 'counter', help: 'Tunnel control upgrades redirected to another server' },
 }

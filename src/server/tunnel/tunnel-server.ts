@@ -18,6 +18,7 @@ import { createHash } from 'node:crypto'
 import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import https from 'node:https'
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { certificateDer } from '../../cert-pin.js'
 import { throwIfAborted } from '../../errors.js'
@@ -34,22 +35,26 @@ import {
   type TunnelWelcomeMessage,
 } from '../../tunnel/tunnel-messages.js'
 import { isTunnelName } from '../../tunnel/tunnel-name.js'
-import { WebSocketDuplex } from '../../tunnel/websocket-duplex.js'
+import { PEER_CONNECT_PATH, PEER_LISTEN_PATH } from '../../tunnel/tunnel-peer-messages.js'
+import { acceptWebSocketUpgrade } from '../../tunnel/transfer-handshake.js'
+import { type TransferStream, WebSocketStream } from '../../tunnel/websocket-stream.js'
 import { CONTROL_CLOSE_CODES, ControlReplyError, ControlSession, type ControlSessionHost } from './control-session.js'
 import { DeviceRegistry } from './device-registry.js'
+import { FleetHop, FleetHttp } from './fleet-http.js'
 import { type BoundListener, closeAll, listenAll } from './http-listen.js'
 import { TunnelOpenError, type TunnelHttpRoute, createTunnelHttpServer, remoteOf } from './http-proxy.js'
 import { MemoryTunnelState } from './memory-tunnel-state.js'
+import { RedisTunnelState } from './redis-tunnel-state.js'
+import { PeerRelay } from './peer-relay.js'
 import { PendingConnections } from './pending-connections.js'
 import type { PublicPort } from './public-port.js'
 import type { TunnelDevice } from './tunnel-device.js'
 import { type ResolvedTunnelServerOptions, type TunnelServerOptions, resolveTunnelServerOptions } from './tunnel-server-options.js'
 import { type TunnelServerStats, createTunnelServerStats } from './tunnel-server-stats.js'
-import type { TunnelState } from './tunnel-state.js'
+import type { TunnelServerRecord, TunnelState } from './tunnel-state.js'
 
-/** How often the server refreshes its fleet registration, and how long one lasts. */
-const REGISTRY_REFRESH_MS = 5_000
-const REGISTRY_TTL_MS = 15_000
+/** How often the server checks whether its device count changed (then it re-registers at once). */
+const REGISTRY_CHECK_MS = 1_000
 
 /**
  * A running tunnel server. Start it with {@link TunnelServer.listen}, stop it with
@@ -78,17 +83,20 @@ export class TunnelServer {
   readonly #control: Array<BoundListener<http.Server>>
   readonly #http: Array<BoundListener<http.Server>>
   readonly #controlWss: WebSocketServer
-  readonly #transferWss: WebSocketServer
   readonly #sessions = new Map<ControlSession, Promise<void>>()
   readonly #perIp = new Map<string, number>()
   readonly #registry: DeviceRegistry
   readonly #pending: PendingConnections
-  readonly #streams = new Set<WebSocketDuplex>()
+  readonly #streams = new Set<TransferStream>()
   readonly #timers: Array<ReturnType<typeof setInterval>>
+  readonly #hop: FleetHop
+  readonly #fleet: FleetHttp
+  readonly #peers: PeerRelay
+  #registered = { at: 0, devices: -1 }
   #nextSession = 0
   #closing: Promise<void> | undefined
 
-  private constructor(options: ResolvedTunnelServerOptions, state: TunnelState, ownsState: boolean, control: Array<BoundListener<http.Server>>) {
+  private constructor(options: ResolvedTunnelServerOptions, state: TunnelState, ownsState: boolean, control: Array<BoundListener<http.Server>>, fleetKey: Uint8Array) {
     this.#options = options
     this.#state = state
     this.#ownsState = ownsState
@@ -105,6 +113,8 @@ export class TunnelServer {
     this.#binding = der === undefined ? NO_CHANNEL_BINDING : new Uint8Array(createHash('sha256').update(der).digest())
     this.certificateHash = der === undefined ? undefined : Buffer.from(this.#binding).toString('base64url')
     this.#pending = new PendingConnections(options.connectTimeoutMs)
+    this.#hop = new FleetHop(fleetKey, options.serverId)
+    this.#fleet = new FleetHttp(state, options.serverId)
     this.#registry = new DeviceRegistry({
       options,
       state,
@@ -113,15 +123,15 @@ export class TunnelServer {
       binding: this.#binding,
       onConnection: (socket, port) => this.#onPublicConnection(socket, port),
     })
+    this.#peers = new PeerRelay({ options, state, stats: this.stats, pending: this.#pending, binding: this.#binding })
     this.#controlWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: options.maxMessageBytes * 4 })
-    this.#transferWss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false, maxPayload: options.maxFrameBytes })
     for (const { server } of control) {
       server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head))
     }
     this.#timers = [
       setInterval(() => this.#heartbeat(), options.heartbeatMs),
       setInterval(() => this.#expireHellos(), Math.max(50, Math.min(1_000, options.helloTimeoutMs / 2))),
-      setInterval(() => void this.#register(), REGISTRY_REFRESH_MS),
+      setInterval(() => void this.#register(false), Math.min(REGISTRY_CHECK_MS, Math.floor(options.registrationTtlMs / 3))),
     ]
   }
 
@@ -136,11 +146,17 @@ export class TunnelServer {
   static async listen(options: TunnelServerOptions): Promise<TunnelServer> {
     const resolved = resolveTunnelServerOptions(options)
     throwIfAborted(resolved.signal)
-    const state = resolved.state ?? new MemoryTunnelState()
+    const onError = (err: Error) => resolved.logger.warn({ event: 'tunnel-state-error', error: err.message }, 'tunnel state error')
+    const state =
+      resolved.state ??
+      (resolved.redis === undefined
+        ? new MemoryTunnelState()
+        : await RedisTunnelState.connect({ url: resolved.redis, prefix: resolved.redisPrefix, onError, ...(resolved.signal === undefined ? {} : { signal: resolved.signal }) }))
     const { tls } = resolved
     let control: Array<BoundListener<http.Server>> = []
     let server: TunnelServer | undefined
     try {
+      const fleetKey = await state.fleetKey()
       control = await listenAll(
         resolved.listeningIps,
         resolved.controlPort,
@@ -156,12 +172,12 @@ export class TunnelServer {
         },
         resolved.signal,
       )
-      server = new TunnelServer(resolved, state, resolved.state === undefined, control)
+      server = new TunnelServer(resolved, state, resolved.state === undefined, control, fleetKey)
       if (!resolved.noHttp) {
         const host = server.#httpHost()
         server.#http.push(...(await listenAll(resolved.listeningIps, resolved.httpPort, () => createTunnelHttpServer(host, { headersTimeoutMs: resolved.httpHeadersTimeoutMs }), resolved.signal)))
       }
-      await server.#register()
+      await server.#register(true)
       resolved.logger.info({ event: 'tunnel-listening', url: server.url, http: server.httpPort, ports: resolved.allowPorts.toString(), state: state.kind, server: resolved.serverId }, 'tunnel server listening')
       return server
     } catch (err) {
@@ -231,11 +247,10 @@ export class TunnelServer {
       session.close(CONTROL_CLOSE_CODES.goingAway, 'server shutting down', 1_000)
     }
     this.#pending.failAll('closing')
-    for (const stream of this.#streams) {
-      stream.destroy()
-      stream.webSocket.terminate()
-    }
+    const peersClosed = this.#peers.close()
+    for (const stream of this.#streams) stream.terminate()
     await Promise.all(this.#sessions.values())
+    await peersClosed
     await closed
     await this.#registry.close()
     await this.#state.unregisterServer(this.serverId).catch(() => {})
@@ -273,6 +288,8 @@ export class TunnelServer {
       return
     }
     if (url.pathname.endsWith(`/${TRANSFER_PATH}`)) return this.#acceptTransfer(req, socket, head, url)
+    if (url.pathname.endsWith(`/${PEER_LISTEN_PATH}`)) return this.#peers.upgradeListen(req, socket, head)
+    if (url.pathname.endsWith(`/${PEER_CONNECT_PATH}`)) return this.#peers.upgradeConnect(req, socket, head, url)
     refuseUpgrade(socket, 404, 'protocol')
   }
 
@@ -334,19 +351,21 @@ export class TunnelServer {
       return refuseUpgrade(socket, outcome.why === 'unknown' ? 404 : 403, outcome.why === 'unknown' ? 'unknown-connection' : 'auth')
     }
     const { pending } = outcome
-    let upgraded = false
-    socket.once('close', () => {
-      if (!upgraded) pending.onFail('unreachable')
+    // The transfer socket is framed by WebSocketStream itself (the data path), not by ws.
+    const refused = socket.destroyed ? 400 : acceptWebSocketUpgrade(req, socket)
+    if (refused !== undefined) {
+      socket.once('close', () => pending.onFail('unreachable'))
+      return refuseUpgrade(socket, refused, 'protocol')
+    }
+    const stream = new WebSocketStream(socket, {
+      role: 'server',
+      head,
+      maxFrameBytes: this.#options.maxFrameBytes,
+      onReceived: (bytes) => (this.stats.bytesFromDevices += bytes),
+      onSent: (bytes) => (this.stats.bytesToDevices += bytes),
     })
-    this.#transferWss.handleUpgrade(req, socket, head, (ws) => {
-      upgraded = true
-      const stream = new WebSocketDuplex(ws, {
-        onReceived: (bytes) => (this.stats.bytesFromDevices += bytes),
-        onSent: (bytes) => (this.stats.bytesToDevices += bytes),
-      })
-      stream.on('error', ignore)
-      pending.onClaim(stream)
-    })
+    stream.on('error', ignore)
+    pending.onClaim(stream)
   }
 
   // ---------------------------------------------------------------- ControlSessionHost
@@ -385,6 +404,7 @@ export class TunnelServer {
 
   #onPublicConnection(socket: Socket, port: PublicPort): void {
     socket.on('error', ignore)
+    socket.setNoDelay(true)
     const device = this.#registry.byPort(port.port)
     if (device === undefined || !device.online || this.#closing !== undefined) {
       this.stats.offlineConnections++
@@ -404,7 +424,7 @@ export class TunnelServer {
   }
 
   /** Announces a connection to `device` and resolves with its transfer stream. */
-  #openToDevice(device: TunnelDevice, local: number, remote: TunnelAddress, signal: AbortSignal): Promise<WebSocketDuplex> {
+  #openToDevice(device: TunnelDevice, local: number, remote: TunnelAddress, signal: AbortSignal): Promise<TransferStream> {
     const session = device.session
     if (session === undefined || session.secret === undefined) return Promise.reject(new TunnelOpenError('offline'))
     if (device.connections >= this.#options.maxConnectionsPerDevice) {
@@ -413,7 +433,7 @@ export class TunnelServer {
     }
     device.connections++
     this.stats.pendingConnections++
-    return new Promise<WebSocketDuplex>((resolve, reject) => {
+    return new Promise<TransferStream>((resolve, reject) => {
       const { id, cancel } = this.#pending.add(
         device.key,
         session.secret!,
@@ -458,20 +478,33 @@ export class TunnelServer {
 
   #httpHost() {
     const server = this
+    const remote = new Map<string, TunnelServerRecord>()
     return {
       domain: this.#options.domain,
       scheme: this.#options.httpPublicScheme,
       stats: this.stats,
-      async route(name: string): Promise<TunnelHttpRoute> {
+      hop: this.#hop,
+      async route(name: string, forward: boolean): Promise<TunnelHttpRoute> {
         const device = server.#registry.byName(name)
-        if (device === undefined) return 'unknown'
-        if (!device.online) return 'offline'
-        return device.http === 0 ? 'no-http' : 'online'
+        if (device !== undefined) {
+          if (!device.online) return 'offline'
+          return device.http === 0 ? 'no-http' : 'online'
+        }
+        // Not here: perhaps on another server of the fleet.
+        const location = await server.#fleet.locate(name)
+        if (location.kind !== 'remote') return location.kind
+        if (!forward) return 'offline'
+        remote.set(name, location.server)
+        return 'remote'
       },
-      open(name: string, remote: TunnelAddress, signal: AbortSignal): Promise<WebSocketDuplex> {
+      open(name: string, client: TunnelAddress, signal: AbortSignal): Promise<Duplex> {
         const device = server.#registry.byName(name)
-        if (device === undefined || !device.online || device.http === 0) return Promise.reject(new TunnelOpenError('offline'))
-        return server.#openToDevice(device, device.http, remote, signal)
+        if (device === undefined) {
+          const holder = remote.get(name)
+          return holder === undefined ? Promise.reject(new TunnelOpenError('offline')) : server.#fleet.connect(holder, signal)
+        }
+        if (!device.online || device.http === 0) return Promise.reject(new TunnelOpenError('offline'))
+        return server.#openToDevice(device, device.http, client, signal)
       },
     }
   }
@@ -507,10 +540,25 @@ export class TunnelServer {
     }
   }
 
-  async #register(): Promise<void> {
+  /** Registers (refreshes) this server in the fleet: when `force`, when a third of the TTL has passed, or when its device count changed. */
+  async #register(force: boolean): Promise<void> {
+    const now = Date.now()
+    const ttl = this.#options.registrationTtlMs
+    const devices = this.stats.devices
+    if (!force && devices === this.#registered.devices && now - this.#registered.at < ttl / 3) return
+    this.#registered = { at: now, devices }
+    const httpPort = this.httpPort
     try {
-      await this.#state.registerServer({ id: this.serverId, url: this.url, devices: this.stats.devices, maxDevices: this.#options.maxDevices, expiresAt: Date.now() + REGISTRY_TTL_MS })
+      await this.#state.registerServer({
+        id: this.serverId,
+        url: this.url,
+        devices,
+        maxDevices: this.#options.maxDevices,
+        expiresAt: now + ttl,
+        ...(httpPort === 0 ? {} : { http: `${hostForUrl(this.#options.publicHost)}:${httpPort}` }),
+      })
     } catch (err) {
+      this.#registered.at = 0
       this.#options.logger.warn({ event: 'tunnel-state-error', error: (err as Error).message }, 'tunnel state error')
     }
   }

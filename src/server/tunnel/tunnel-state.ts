@@ -9,15 +9,17 @@
  * cannot both win.
  *
  * **Expiry.** Every holding has `expiresAt`: a time in milliseconds since the epoch
- * after which it is free, or `null` while its device is online — a `null` holding lasts
- * as long as the server holding it is alive (a shared store ties it to the server's
- * registration, which expires when the server stops refreshing it). When a device
- * disconnects, the server re-claims its holdings with `expiresAt = now + retention`.
- * Expired holdings are as good as absent: `get…` never returns them and `claim…` treats
- * them as free.
+ * after which it is free, or `null` while its device is online. A `null` holding lasts
+ * as long as the server holding it is alive: once that server's registration (see
+ * {@link TunnelState.registerServer}) has expired, or the server unregistered, its
+ * `null` holdings are free. (A holding of a server that never registered lasts until
+ * it is released.) When a device disconnects, the server re-claims its holdings with
+ * `expiresAt = now + retention`. Expired holdings are as good as absent: `get…` never
+ * returns them and `claim…` treats them as free.
  *
  * Ports belong to one server (they are bound on its machine); names and device records
- * are fleet-wide.
+ * are fleet-wide. The name table also holds the registrations of listening peers (the
+ * peer path), under `@<PeerId>`, which no device name can be (names are DNS labels).
  *
  * @module
  */
@@ -63,6 +65,11 @@ export interface TunnelServerRecord {
   maxDevices: number
   /** When the registration expires unless refreshed (ms since the epoch). */
   expiresAt: number
+  /**
+   * `HOST:PORT` of its HTTP port as the other servers of the fleet reach it (they
+   * forward requests for its devices there); absent when it serves no HTTP.
+   */
+  http?: string
 }
 
 /** The state a tunnel server keeps (see the module notes). */
@@ -102,10 +109,16 @@ export interface TunnelState {
 
   /** Registers or refreshes a server in the fleet registry. */
   registerServer(record: TunnelServerRecord): Promise<void>
-  /** Removes a server from the registry. */
+  /** Removes a server from the registry; its `null` holdings are freed. */
   unregisterServer(id: string): Promise<void>
   /** The servers whose registration has not expired. */
   listServers(): Promise<TunnelServerRecord[]>
+
+  /**
+   * A 32-byte secret shared by every server using this state (created on first use):
+   * the key of the fleet's server-to-server proofs.
+   */
+  fleetKey(): Promise<Uint8Array>
 
   /** Releases the store's resources (connections, timers). The server calls it on close. */
   close(): Promise<void>

@@ -1,0 +1,522 @@
+/**
+ * A peer listening over the tunnel's peer path (see `docs/tunnel-protocol.md`, "Peer
+ * path"): it keeps a socket to a tunnel server registered under its PeerId (logged in
+ * with a signature of its identity, and a token if the server wants one). For each
+ * `peer-connection` announced there it opens a transfer socket, which the server joins
+ * to the connecting peer's socket, and runs the verified Noise handshake over it as the
+ * responder, expecting the key of the PeerId the connecting peer gave. Verified
+ * connections are emitted as `connection`.
+ *
+ * It reconnects by itself, as the tunnel client does: after a failure it tries the next
+ * configured server, with exponential backoff and jitter. Refusals that retrying cannot
+ * fix (credentials, protocol, a newer login of the same peer) stop it.
+ *
+ * @module
+ */
+import { EventEmitter } from 'node:events'
+import type WebSocket from 'ws'
+import { type BackoffOptions, checkBackoffOptions, reconnectDelay } from '../beacon/backoff.js'
+import { AbortError, InvalidArgumentError, PeerlinkError, TunnelProtocolError, TunnelUnavailableError } from '../errors.js'
+import type { Identity } from '../identity/identity.js'
+import { isPeerId } from '../identity/peer-id.js'
+import { type TunnelServerSpec, parseTunnelSpec } from '../server-spec.js'
+import { transferProof } from './tunnel-auth.js'
+import { type TunnelEndpoint, formatTunnelAddress, openTunnelSocket, tunnelEndpointUrl } from './tunnel-connect.js'
+import { isReplacedError, tunnelErrorFromReply } from './tunnel-login.js'
+import { TRANSFER_PATH, TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_TOKEN_LENGTH, TUNNEL_PROTOCOL_VERSION, type TunnelAddress, type TunnelRejectReason } from './tunnel-messages.js'
+import { signTunnelPeerListen } from './tunnel-peer-auth.js'
+import { TUNNEL_PEER_MAX_FRAME } from './tunnel-peer-connector.js'
+import {
+  PEER_LISTEN_PATH,
+  type TunnelPeerConnectionMessage,
+  type TunnelPeerListenerMessage,
+  type TunnelPeerServerMessage,
+  type TunnelPeerWelcomeMessage,
+  decodeTunnelPeerServerMessage,
+  encodeTunnelPeerMessage,
+} from './tunnel-peer-messages.js'
+import { type TunnelSecureConnection, secureTunnelStream } from './tunnel-secure-connection.js'
+import { WebSocketDuplex } from './websocket-duplex.js'
+
+/** Who wants to connect (given to {@link TunnelPeerListenerOptions.accept}). */
+export interface TunnelPeerRequest {
+  /** The PeerId the connecting peer says it has (its handshake must prove it). */
+  from: string
+  /** Its address as the tunnel server sees it. */
+  remote: TunnelAddress
+}
+
+/** Options of {@link TunnelPeerListener}. */
+export interface TunnelPeerListenerOptions extends BackoffOptions {
+  /** Tunnel servers (`ws://…`, `wss://…[#CERT_HASH]`, or parsed), tried in order. */
+  servers: string | TunnelServerSpec | ReadonlyArray<string | TunnelServerSpec>
+  /** Our identity: the PeerId we listen under, and the Noise static key. */
+  identity: Identity
+  /**
+   * A device token, for servers that do not allow our PeerId by itself.
+   * @default undefined
+   */
+  token?: string
+  /**
+   * Certificates to trust besides the system's CAs, for `wss://` without a pin.
+   * @default undefined
+   */
+  ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array>
+  /**
+   * Decides, before anything is opened, whether to take a connection (refused ones get
+   * `reject {reason: "refused"}`).
+   * @default every connection is taken
+   */
+  accept?: (request: TunnelPeerRequest) => boolean
+  /**
+   * Milliseconds for TCP, TLS, the upgrade and the login of one attempt, and for a
+   * transfer socket.
+   * @default 10_000
+   */
+  connectTimeout?: number
+  /**
+   * Milliseconds for the Noise handshake of each connection.
+   * @default 10_000
+   */
+  handshakeTimeout?: number
+  /**
+   * Milliseconds between our heartbeats; a socket silent for twice this is replaced.
+   * @default 15_000
+   */
+  heartbeatMs?: number
+  /**
+   * Handshakes in progress at once; more connections are refused (`limit`).
+   * @default 64
+   */
+  maxHandshakes?: number
+  /**
+   * Closes the listener when aborted.
+   * @default undefined
+   */
+  signal?: AbortSignal
+}
+
+/** Where a {@link TunnelPeerListener} is in its life. */
+export type TunnelPeerListenerState = 'idle' | 'connecting' | 'listening' | 'waiting' | 'closed'
+
+/** Events of a {@link TunnelPeerListener}. */
+export interface TunnelPeerListenerEvents {
+  /** Registered at a server (its URL). */
+  listening: [server: string]
+  /** A verified connection: its `remotePeerId` proved its key. */
+  connection: [connection: TunnelSecureConnection]
+  /** A connection failed before it was verified (`ERR_PEER_IDENTITY_MISMATCH`, a closed stream, …). */
+  handshakeError: [error: PeerlinkError, request: TunnelPeerRequest]
+  /** An attempt failed or the socket was lost; `retryInMs` until the next attempt (absent when closing). */
+  disconnected: [error: PeerlinkError | undefined, retryInMs: number | undefined]
+  /** The listener stopped: `close()`, its signal, or a refusal that retrying cannot fix (`error`). */
+  close: [error: PeerlinkError | undefined]
+}
+
+interface Session {
+  ws: WebSocket
+  endpoint: TunnelEndpoint
+  welcome: TunnelPeerWelcomeMessage
+  transferPath: string
+  /** Hands the socket's messages to `onMessage`, first those that arrived since the welcome. */
+  attach: (onMessage: (data: Buffer, isBinary: boolean) => void) => void
+}
+
+type Registered = Pick<Session, 'welcome' | 'attach'>
+
+/**
+ * A listening peer on the tunnel (see the module notes). Create it and
+ * {@link TunnelPeerListener.start} it, or use {@link listenTunnelPeer}.
+ */
+export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
+  readonly #specs: TunnelServerSpec[]
+  readonly #identity: Identity
+  readonly #token: string | undefined
+  readonly #ca: TunnelPeerListenerOptions['ca']
+  readonly #accept: (request: TunnelPeerRequest) => boolean
+  readonly #connectTimeout: number
+  readonly #handshakeTimeout: number
+  readonly #heartbeatMs: number
+  readonly #maxHandshakes: number
+  readonly #backoff: Required<BackoffOptions>
+  readonly #signal: AbortSignal | undefined
+  readonly #life = new AbortController()
+  readonly #handshakes = new Set<WebSocketDuplex>()
+  #state: TunnelPeerListenerState = 'idle'
+  #specIndex = 0
+  #failures = 0
+  #session: Session | undefined
+  #loop: Promise<void> | undefined
+  #closing: Promise<void> | undefined
+  #closeError: PeerlinkError | undefined
+  readonly #onAbort = () => void this.close()
+
+  /** @throws {@link InvalidArgumentError} or `InvalidServerSpecError` for bad options. */
+  constructor(options: TunnelPeerListenerOptions) {
+    super()
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('TunnelPeerListener needs options')
+    const servers = Array.isArray(options.servers) ? (options.servers as ReadonlyArray<string | TunnelServerSpec>) : [options.servers as string | TunnelServerSpec]
+    if (servers.length === 0) throw new InvalidArgumentError('servers must name at least one tunnel server')
+    this.#specs = servers.map((server) => (typeof server === 'string' ? parseTunnelSpec(server) : server))
+    const { identity } = options
+    if (identity === null || typeof identity !== 'object' || !isPeerId(identity.peerId)) throw new InvalidArgumentError('identity must be an Identity')
+    this.#identity = identity
+    if (options.token !== undefined && (typeof options.token !== 'string' || options.token.length === 0 || options.token.length > TUNNEL_MAX_TOKEN_LENGTH)) {
+      throw new InvalidArgumentError(`token must be a string of 1 to ${TUNNEL_MAX_TOKEN_LENGTH} characters`)
+    }
+    this.#token = options.token
+    this.#ca = options.ca
+    if (options.accept !== undefined && typeof options.accept !== 'function') throw new InvalidArgumentError('accept must be a function')
+    this.#accept = options.accept ?? (() => true)
+    this.#connectTimeout = positive(options.connectTimeout, 10_000, 'connectTimeout')
+    this.#handshakeTimeout = positive(options.handshakeTimeout, 10_000, 'handshakeTimeout')
+    this.#heartbeatMs = positive(options.heartbeatMs, 15_000, 'heartbeatMs')
+    const maxHandshakes = options.maxHandshakes ?? 64
+    if (!Number.isInteger(maxHandshakes) || maxHandshakes < 1) throw new InvalidArgumentError('maxHandshakes must be a positive integer')
+    this.#maxHandshakes = maxHandshakes
+    this.#backoff = checkBackoffOptions(options)
+    this.#signal = options.signal
+  }
+
+  /** Where the listener is in its life. */
+  get state(): TunnelPeerListenerState {
+    return this.#state
+  }
+
+  get #closed(): boolean {
+    return this.#state === 'closed'
+  }
+
+  /** The PeerId we listen under. */
+  get peerId(): string {
+    return this.#identity.peerId
+  }
+
+  /** The URL of the server we are registered at now, `undefined` when not registered. */
+  get server(): string | undefined {
+    const session = this.#session
+    return session === undefined ? undefined : tunnelEndpointUrl({ ...session.endpoint, path: session.transferPath.slice(0, -TRANSFER_PATH.length) })
+  }
+
+  /** How many servers the listener was given. */
+  get serverCount(): number {
+    return this.#specs.length
+  }
+
+  /** Starts listening (and reconnecting). Idempotent. */
+  start(): void {
+    if (this.#state !== 'idle') return
+    if (this.#signal?.aborted === true) return void this.close()
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true })
+    this.#loop = this.#run()
+  }
+
+  /**
+   * Stops listening: closes the socket (the server drops the registration) and aborts
+   * handshakes in progress. Verified connections already emitted stay open. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    const wasIdle = this.#state === 'idle'
+    this.#state = 'closed'
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    this.#life.abort()
+    const session = this.#session
+    if (session !== undefined) {
+      const closed = new Promise<void>((resolve) => (session.ws.readyState === session.ws.CLOSED ? resolve() : session.ws.once('close', () => resolve())))
+      session.ws.close(1000, 'closing')
+      const timer = setTimeout(() => session.ws.terminate(), 1_000)
+      await closed
+      clearTimeout(timer)
+    }
+    for (const stream of this.#handshakes) {
+      stream.destroy()
+      stream.webSocket.terminate()
+    }
+    if (!wasIdle) await this.#loop
+    this.emit('close', this.#closeError)
+  }
+
+  async #run(): Promise<void> {
+    while (this.#state !== 'closed') {
+      const spec = this.#specs[this.#specIndex]!
+      this.#state = 'connecting'
+      let error: PeerlinkError | undefined
+      try {
+        const session = await this.#login(spec)
+        this.#failures = 0
+        error = await this.#serve(session)
+      } catch (err) {
+        if (this.#closed) return
+        error = err instanceof PeerlinkError ? err : new TunnelUnavailableError((err as Error).message, { cause: err })
+        this.#failures++
+        this.#specIndex = (this.#specIndex + 1) % this.#specs.length
+      }
+      if (this.#closed) return
+      if (error !== undefined && isFatal(error)) {
+        this.#closeError = error
+        this.emit('disconnected', error, undefined)
+        void this.close()
+        return
+      }
+      const delay = reconnectDelay(this.#failures, this.#backoff)
+      this.#state = 'waiting'
+      this.emit('disconnected', error, delay)
+      await sleep(delay, this.#life.signal)
+    }
+  }
+
+  async #login(spec: TunnelServerSpec): Promise<Session> {
+    const base = spec.path.endsWith('/') ? spec.path : `${spec.path}/`
+    const endpoint: TunnelEndpoint = { secure: spec.secure, host: spec.host, port: spec.port, path: `${base}${PEER_LISTEN_PATH}`, certHash: spec.certHash }
+    const opened = await openTunnelSocket({
+      endpoint,
+      maxPayload: TUNNEL_MAX_MESSAGE_BYTES * 4,
+      timeout: this.#connectTimeout,
+      signal: this.#life.signal,
+      ...(this.#ca === undefined ? {} : { ca: this.#ca }),
+    })
+    try {
+      const { welcome, attach } = await this.#handshake(opened.ws, opened.binding, formatTunnelAddress(endpoint))
+      if (this.#state === 'closed') throw new AbortError()
+      return { ws: opened.ws, endpoint, welcome, attach, transferPath: `${base}${TRANSFER_PATH}` }
+    } catch (err) {
+      opened.ws.on('error', ignore)
+      opened.ws.terminate()
+      throw err
+    }
+  }
+
+  #handshake(ws: WebSocket, binding: Uint8Array, where: string): Promise<Registered> {
+    const signal = this.#life.signal
+    return new Promise((resolve, reject) => {
+      let challenged = false
+      const timer = setTimeout(() => fail(new TunnelUnavailableError(`tunnel server ${where} did not register us within ${this.#connectTimeout} ms`)), this.#connectTimeout)
+      const onAbort = () => fail(new AbortError())
+      const onError = (err: Error) => fail(new TunnelUnavailableError(`listen socket to ${where} failed: ${err.message}`, { cause: err }))
+      const onClose = (code: number) => fail(new TunnelUnavailableError(`tunnel server ${where} closed the listen socket (${code})`))
+      const onMessage = (data: Buffer, isBinary: boolean) => {
+        let message: TunnelPeerServerMessage
+        try {
+          if (!isBinary) throw new TunnelProtocolError('messages are binary frames')
+          message = decodeTunnelPeerServerMessage(data)
+        } catch (err) {
+          return fail(err as Error)
+        }
+        if (message.type === 'error') return fail(tunnelErrorFromReply(message, where))
+        if (message.type === 'ping') return send(ws, { type: 'pong', id: message.id })
+        if (!challenged && message.type === 'challenge') {
+          if (message.version !== TUNNEL_PROTOCOL_VERSION) return fail(new TunnelProtocolError(`tunnel server ${where} speaks protocol version ${message.version}, this peer ${TUNNEL_PROTOCOL_VERSION}`))
+          challenged = true
+          const signature = signTunnelPeerListen(this.#identity, TUNNEL_PROTOCOL_VERSION, message.nonce, binding)
+          return send(ws, { type: 'peer-listen', version: TUNNEL_PROTOCOL_VERSION, peerId: this.#identity.peerId, signature, ...(this.#token === undefined ? {} : { token: this.#token }) })
+        }
+        if (challenged && message.type === 'peer-welcome') {
+          cleanup()
+          // What follows the welcome may come in the same read: hold it until #serve listens.
+          const backlog: Array<[Buffer, boolean]> = []
+          const hold = (data: Buffer, isBinary: boolean) => void backlog.push([data, isBinary])
+          ws.on('message', hold)
+          ws.on('error', ignore)
+          return resolve({
+            welcome: message,
+            attach(onMessage) {
+              ws.off('message', hold)
+              ws.on('message', onMessage)
+              for (const [data, isBinary] of backlog.splice(0)) onMessage(data, isBinary)
+            },
+          })
+        }
+        fail(new TunnelProtocolError(`tunnel server ${where} sent ${message.type} during the login`))
+      }
+      function cleanup(): void {
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        ws.off('message', onMessage)
+        ws.off('error', onError)
+        ws.off('close', onClose)
+      }
+      function fail(err: Error): void {
+        cleanup()
+        reject(err)
+      }
+      if (signal.aborted) return onAbort()
+      signal.addEventListener('abort', onAbort, { once: true })
+      ws.on('message', onMessage)
+      ws.on('error', onError)
+      ws.on('close', onClose)
+      ws.resume()
+    })
+  }
+
+  /** Serves a registered session until its socket closes; resolves with why. */
+  #serve(session: Session): Promise<PeerlinkError | undefined> {
+    const { ws, endpoint } = session
+    const where = formatTunnelAddress(endpoint)
+    this.#session = session
+    this.#state = 'listening'
+    return new Promise<PeerlinkError | undefined>((resolve) => {
+      let error: PeerlinkError | undefined
+      let lastHeard = performance.now()
+      const heartbeat = setInterval(() => {
+        if (performance.now() - lastHeard > 2 * this.#heartbeatMs) {
+          error ??= new TunnelUnavailableError(`tunnel server ${where} went silent`)
+          ws.terminate()
+          return
+        }
+        if (ws.readyState === ws.OPEN) ws.ping()
+      }, this.#heartbeatMs)
+      const heard = () => (lastHeard = performance.now())
+      ws.on('ping', heard)
+      ws.on('pong', heard)
+      ws.on('error', ignore)
+      session.attach((data: Buffer, isBinary: boolean) => {
+        heard()
+        let message: TunnelPeerServerMessage
+        try {
+          if (!isBinary) throw new TunnelProtocolError('messages are binary frames')
+          message = decodeTunnelPeerServerMessage(data)
+        } catch (err) {
+          error ??= err as PeerlinkError
+          ws.close(1002, 'protocol error')
+          return
+        }
+        switch (message.type) {
+          case 'peer-connection':
+            return this.#take(session, message)
+          case 'ping':
+            return send(ws, { type: 'pong', id: message.id })
+          case 'pong':
+            return
+          case 'error':
+            if (message.code !== 'rate-limited') error ??= tunnelErrorFromReply(message, where)
+            return
+          default:
+            error ??= new TunnelProtocolError(`tunnel server ${where} sent ${message.type} after the login`)
+            ws.close(1002, 'protocol error')
+        }
+      })
+      const onClose = (code: number) => {
+        clearInterval(heartbeat)
+        if (this.#session === session) this.#session = undefined
+        if (this.#state === 'closed') return resolve(undefined)
+        resolve(error ?? new TunnelUnavailableError(`tunnel server ${where} closed the listen socket (${code})`))
+      }
+      if (ws.readyState === ws.CLOSED) onClose(1006)
+      else ws.once('close', onClose)
+      this.emit('listening', this.server!)
+    })
+  }
+
+  /** Takes an announced connection: transfer socket, then the verified handshake. */
+  #take(session: Session, message: TunnelPeerConnectionMessage): void {
+    const request: TunnelPeerRequest = { from: message.from, remote: message.remote }
+    const reject = (reason: TunnelRejectReason) => send(session.ws, { type: 'reject', id: message.id, reason })
+    let wanted = false
+    try {
+      wanted = this.#accept(request) === true
+    } catch {
+      wanted = false
+    }
+    if (!wanted) return reject('refused')
+    if (this.#handshakes.size >= this.#maxHandshakes) return reject('limit')
+    const proof = transferProof(session.welcome.secret, message.id)
+    const endpoint: TunnelEndpoint = { ...session.endpoint, path: `${session.transferPath}?id=${Buffer.from(message.id).toString('base64url')}&proof=${proof.toString('base64url')}` }
+    openTunnelSocket({ endpoint, maxPayload: TUNNEL_PEER_MAX_FRAME, timeout: this.#connectTimeout, signal: this.#life.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
+      ({ ws }) => {
+        const stream = new WebSocketDuplex(ws)
+        if (this.#state === 'closed') {
+          stream.destroy()
+          ws.terminate()
+          return
+        }
+        this.#handshakes.add(stream)
+        secureTunnelStream({ stream, isInitiator: false, keyPair: this.#identity.keyPair, expectedPeerId: message.from, handshakeTimeout: this.#handshakeTimeout, signal: this.#life.signal }).then(
+          (connection) => {
+            this.#handshakes.delete(stream)
+            // Nobody to take it (no 'connection' listener): close it rather than leak it.
+            if (this.#state === 'closed' || !this.emit('connection', connection)) connection.destroy()
+          },
+          (err: unknown) => {
+            this.#handshakes.delete(stream)
+            if (this.#state !== 'closed') this.emit('handshakeError', err as PeerlinkError, request)
+          },
+        )
+      },
+      (err: unknown) => {
+        if (this.#state !== 'closed') this.emit('handshakeError', err as PeerlinkError, request)
+      },
+    )
+  }
+}
+
+/**
+ * Starts a {@link TunnelPeerListener} and resolves once it is registered at a server.
+ * After that it reconnects by itself.
+ *
+ * @throws `TunnelAuthError`, `TunnelProtocolError` (rejects) when the server refuses.
+ * @throws `ConnectFailedError`, `TunnelUnavailableError`, … (rejects) when every server failed once; the listener is closed.
+ * @throws {@link AbortError} (rejects) when `options.signal` fires first.
+ */
+export async function listenTunnelPeer(options: TunnelPeerListenerOptions): Promise<TunnelPeerListener> {
+  const listener = new TunnelPeerListener(options)
+  let failures = 0
+  const outcome = new Promise<void>((resolve, reject) => {
+    const done = (err?: Error) => {
+      listener.off('listening', onListening)
+      listener.off('disconnected', onDisconnected)
+      listener.off('close', onClose)
+      if (err === undefined) resolve()
+      else reject(err)
+    }
+    const onListening = () => done()
+    const onDisconnected = (error: PeerlinkError | undefined) => {
+      if (++failures >= listener.serverCount || error === undefined) done(error ?? new TunnelUnavailableError('no tunnel server could be reached'))
+    }
+    const onClose = (error: PeerlinkError | undefined) => done(error ?? new AbortError('TunnelPeerListener closed'))
+    listener.on('listening', onListening)
+    listener.on('disconnected', onDisconnected)
+    listener.on('close', onClose)
+  })
+  listener.start()
+  try {
+    await outcome
+  } catch (err) {
+    await listener.close()
+    throw err
+  }
+  return listener
+}
+
+function send(ws: WebSocket, message: TunnelPeerListenerMessage): void {
+  if (ws.readyState === ws.OPEN) ws.send(encodeTunnelPeerMessage(message))
+}
+
+function isFatal(error: PeerlinkError): boolean {
+  return error.code === 'ERR_TUNNEL_AUTH' || error.code === 'ERR_TUNNEL_PROTOCOL' || error.code === 'ERR_INVALID_ARGUMENT' || isReplacedError(error)
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  const result = value ?? fallback
+  if (!(Number.isFinite(result) && result > 0)) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds`)
+  return result
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve()
+    const timer = setTimeout(done, ms)
+    function done(): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', done)
+      resolve()
+    }
+    signal.addEventListener('abort', done, { once: true })
+  })
+}
+
+function ignore(): void {}
