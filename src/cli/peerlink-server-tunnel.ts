@@ -21,7 +21,8 @@ import { PeerlinkError } from '../errors.js'
 import { type DataDir, loadOrCreateSecretFile, readCertificateFile, readPrivateKeyFile } from '../server/data-dir.js'
 import type { ServerMetrics } from '../server/metrics.js'
 import type { TunnelServerOptions } from '../server/tunnel/tunnel-server-options.js'
-import { TUNNEL_STATS_METRICS, type TunnelServerStats } from '../server/tunnel/tunnel-server-stats.js'
+import { TUNNEL_STATS_METRICS } from '../server/stats-metrics.js'
+import type { TunnelServerStats } from '../server/tunnel/tunnel-server-stats.js'
 import type { TunnelState } from '../server/tunnel/tunnel-state.js'
 import { TunnelServer } from '../server/tunnel/tunnel-server.js'
 import { LOOPBACK_HOSTS, displayHost, hostForUrl } from './server-common.js'
@@ -64,6 +65,8 @@ export interface TunnelStartContext {
   readonly controlPort?: number | undefined
   /** `--tunnel-http-port`, when given. */
   readonly httpPort?: number | undefined
+  /** `--tunnel-ports` (the public port range, `"20000-20999,21000"`), when given. */
+  readonly allowPorts?: string | undefined
   /** The `[tunnel]` section. */
   readonly section: TunnelSectionValues
   /** Names of the `[tunnel]` keys the file sets explicitly (camelCase), to know which defaults may move. */
@@ -101,6 +104,8 @@ export interface TunnelReport {
   token: string | undefined
   /** Where the generated device token is stored. */
   tokenFile: string | undefined
+  /** Where names and ports live: this process, or a Redis shared by a fleet. */
+  state: 'memory' | 'redis'
 }
 
 /** The tunnel server's options with credentials and TLS filled in. */
@@ -142,6 +147,7 @@ export async function prepareTunnel(context: Omit<TunnelStartContext, 'log' | 'a
   }
   if (context.controlPort !== undefined) options.controlPort = context.controlPort
   if (context.httpPort !== undefined) options.httpPort = context.httpPort
+  if (context.allowPorts !== undefined) options.allowPorts = context.allowPorts
   let generatedToken: string | undefined
   let tokenFile: string | undefined
   if ((section.tokens ?? []).length === 0 && (section.allowedPeerIds ?? []).length === 0) {
@@ -183,6 +189,7 @@ export async function startTunnel(context: TunnelStartContext): Promise<{ report
     allowPorts: options.allowPorts ?? '20000-29999',
     token: context.loopback ? prepared.generatedToken : undefined,
     tokenFile: prepared.tokenFile,
+    state: context.state !== undefined || options.redis !== undefined ? 'redis' : 'memory',
   }
   return {
     report,

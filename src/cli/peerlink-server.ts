@@ -3,7 +3,7 @@
  * servers, with the data directory and config file of ARCHITECTURE §5.
  *
  * ```text
- * peerlink-server all|beacon|stun|turn [--data-dir DIR] [--config FILE] [--loopback] [--json]
+ * peerlink-server all|beacon|stun|turn|tunnel [--data-dir DIR] [--config FILE] [--loopback] [--json]
  * ```
  *
  * - The first run creates the data directory (default `~/.peerlink-server`; `--loopback`:
@@ -11,11 +11,12 @@
  *   certificate and key, `certificate_hash.txt` and `logs/`; later runs reuse them.
  * - Precedence: command-line options, then the config file, then defaults.
  * - stdout carries the result: what a peer needs (the Beacon spec `HOST:PORT#HASH`, URLs,
- *   credentials for `--loopback`, the certificate hash), or with `--json` exactly one JSON line
+ *   credentials for `--loopback`, the certificate hash, the `peerlink expose` line of the
+ *   tunnel), or with `--json` exactly one JSON line
  *   `{"event":"listening",…}`. Logs (pino) go to stderr and to `DIR/logs/`.
  * - `--loopback` (what `npm start` runs) binds 127.0.0.1 (plus 127.0.0.2 for RFC 5780),
- *   uses a free port when a default one is taken, and lets TURN relay between loopback
- *   peers.
+ *   uses a free port when a default one is taken, lets TURN relay between loopback
+ *   peers, and prints the generated TURN login and tunnel token.
  *
  * Exit codes: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on failure, 2 on a usage error.
  *
@@ -25,17 +26,20 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { CliUsageError, PeerlinkError } from '../errors.js'
-import { type ServerConfig, configSecrets, loadServerConfig, serverConfigTemplate, stunServerOptions } from '../server/config.js'
+import { type ServerConfig, configSecrets, loadServerConfig, serverConfigTemplate, stunServerOptions, tunnelServerOptions } from '../server/config.js'
+import { TUNNEL_OPTIONS } from '../server/config-options.js'
 import { DEFAULT_DATA_DIR, LOOPBACK_DATA_DIR, type DataDir, openDataDir } from '../server/data-dir.js'
 import { createServerLogger } from '../server/logger.js'
 import { MetricsServer, ServerMetrics } from '../server/metrics.js'
 import { STUN_STATS_METRICS } from '../server/stats-metrics.js'
 import { type StunServerOptions, StunServer } from '../server/stun/stun-server.js'
+import { PortRange } from '../server/tunnel/port-range.js'
 import type { Logger } from 'pino'
 import { homeDirectory } from './common-options.js'
 import { expandHome } from './config-file.js'
 import { type CliIo, processIo, writeJsonLine } from './io.js'
 import { type BeaconReport, startBeacon } from './peerlink-server-beacon.js'
+import { TUNNEL_AVAILABLE, type TunnelReport, startTunnel } from './peerlink-server-tunnel.js'
 import { TURN_AVAILABLE, type TurnReport, startTurn } from './peerlink-server-turn.js'
 import { LOOPBACK_HOSTS, displayHost, hostForUrl } from './server-common.js'
 
@@ -57,22 +61,25 @@ const OPTIONS = {
   'stun-port': { type: 'string' },
   'turn-port': { type: 'string' },
   'turns-port': { type: 'string' },
+  'tunnel-port': { type: 'string' },
+  'tunnel-http-port': { type: 'string' },
+  'tunnel-ports': { type: 'string' },
   'metrics-port': { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
-const SERVERS = ['all', 'beacon', 'stun', 'turn'] as const
+const SERVERS = ['all', 'beacon', 'stun', 'turn', 'tunnel'] as const
 type ServerChoice = (typeof SERVERS)[number]
 
-const USAGE = `Usage: peerlink-server all|beacon|stun|turn [options]
+const USAGE = `Usage: peerlink-server all|beacon|stun|turn|tunnel [options]
 
 Runs peerlink's reference servers until SIGINT/SIGTERM.
 
 Servers:
-  all     every server this version has: beacon, turn and stun. TURN answers STUN
-          Binding on its own port; the stun server (RFC 5780) runs beside it when its
-          port differs (with --loopback a clash moves it to a free port)
+  all     every server: beacon, turn, stun and tunnel. TURN answers STUN Binding on
+          its own port; the stun server (RFC 5780) runs beside it when its port
+          differs (with --loopback a clash moves it to a free port)
   beacon  Beacon rendezvous server: WebSocket over TLS on TCP 4264, STUN Binding on
           UDP 4264; peers use --beacon HOST:PORT#CERT_HASH (the hash pins the data
           directory's certificate)
@@ -80,6 +87,10 @@ Servers:
           when it has a second address
   turn    TURN relay server (RFC 8656), coturn's option names in [turn]; without
           configured credentials a REST API secret is generated in the data directory
+  tunnel  WebSocket reverse tunnel: devices keep a control WebSocket (TLS, TCP 8443)
+          and publish local TCP services (peerlink expose) on public ports (20000-29999)
+          and by name on the HTTP port (8080: http://NAME.<domain>/); without
+          configured tokens a device token is generated in the data directory
 
 Options:
   --data-dir DIR          data directory: config, TLS certificate, logs; created on the
@@ -96,13 +107,16 @@ Options:
   --stun-port PORT        STUN UDP port (default 3478; RFC 5780 also uses PORT+1)
   --turn-port PORT        TURN UDP/TCP port (default 3478)
   --turns-port PORT       TURN TLS port (default 5349)
+  --tunnel-port PORT      tunnel control port, WebSocket over TLS (default 8443)
+  --tunnel-http-port PORT tunnel HTTP port, routing NAME.<domain> (default 8080)
+  --tunnel-ports RANGE    public TCP ports the tunnel gives devices, "A-B,C"
+                          (default 20000-29999)
   --metrics-port PORT     serve Prometheus metrics on 127.0.0.1:PORT/metrics
   --json                  print the listening addresses as one JSON line on stdout;
                           logs on stderr are JSON too
   -h, --help              show this help
 
 Every option of every server is in DIR/peerlink-server.toml, commented, with its default.
-The tunnel server (8443/8080) arrives in a later version.
 
 Exit codes: 0 after SIGINT/SIGTERM, 1 failure, 2 usage error.
 `
@@ -143,6 +157,9 @@ interface Arguments {
   stunPort: number | undefined
   turnPort: number | undefined
   turnsPort: number | undefined
+  tunnelPort: number | undefined
+  tunnelHttpPort: number | undefined
+  tunnelPorts: string | undefined
   metricsPort: number | undefined
 }
 
@@ -160,8 +177,8 @@ function parseArguments(argv: string[], io: CliIo): Arguments | number {
   }
   if (positionals.length > 1) throw new CliUsageError(`unexpected argument "${positionals[1]}"`)
   const which = positionals[0]!
-  if (which === 'tunnel' || (which === 'turn' && !TURN_AVAILABLE)) {
-    throw new CliUsageError(`the ${which} server is not in this version yet (available: all, beacon, stun${TURN_AVAILABLE ? ', turn' : ''})`)
+  if ((which === 'turn' && !TURN_AVAILABLE) || (which === 'tunnel' && !TUNNEL_AVAILABLE)) {
+    throw new CliUsageError(`the ${which} server is not in this version yet`)
   }
   if (!(SERVERS as readonly string[]).includes(which)) throw new CliUsageError(`unknown server "${which}" (available: ${SERVERS.join(', ')})`)
   const loopback = values.loopback === true
@@ -170,6 +187,14 @@ function parseArguments(argv: string[], io: CliIo): Arguments | number {
   const dataDir = values['data-dir'] ?? (loopback ? LOOPBACK_DATA_DIR : envDir ?? DEFAULT_DATA_DIR)
   if (dataDir === '') throw new CliUsageError('--data-dir must not be empty')
   if (values.config === '') throw new CliUsageError('--config must not be empty')
+  const tunnelPorts = values['tunnel-ports']
+  if (tunnelPorts !== undefined) {
+    try {
+      PortRange.parse(tunnelPorts)
+    } catch (err) {
+      throw new CliUsageError(`--tunnel-ports must be ports or ranges like "20000-20999,21000", got "${tunnelPorts}"`, { cause: err })
+    }
+  }
   return {
     which: which as ServerChoice,
     json: values.json === true,
@@ -182,6 +207,9 @@ function parseArguments(argv: string[], io: CliIo): Arguments | number {
     stunPort: optionalPort(values['stun-port'], '--stun-port'),
     turnPort: optionalPort(values['turn-port'], '--turn-port'),
     turnsPort: optionalPort(values['turns-port'], '--turns-port'),
+    tunnelPort: optionalPort(values['tunnel-port'], '--tunnel-port'),
+    tunnelHttpPort: optionalPort(values['tunnel-http-port'], '--tunnel-http-port'),
+    tunnelPorts,
     metricsPort: optionalPort(values['metrics-port'], '--metrics-port'),
   }
 }
@@ -214,6 +242,7 @@ async function run(argv: string[], io: CliIo, signal: AbortSignal): Promise<numb
     let beacon: BeaconReport | undefined
     let stun: StunReport | undefined
     let turn: TurnReport | undefined
+    let tunnel: TunnelReport | undefined
     if (args.which === 'beacon' || args.which === 'all') {
       const started = await startBeacon({
         loopback: args.loopback,
@@ -266,6 +295,25 @@ async function run(argv: string[], io: CliIo, signal: AbortSignal): Promise<numb
         stun = stunReport(server)
       }
     }
+    if (args.which === 'tunnel' || (args.which === 'all' && TUNNEL_AVAILABLE)) {
+      const section = config.tunnel
+      const started = await startTunnel({
+        loopback: args.loopback,
+        host: args.host,
+        controlPort: args.tunnelPort,
+        httpPort: args.tunnelHttpPort,
+        allowPorts: args.tunnelPorts,
+        section: { ...tunnelServerOptions(section), cert: section.cert, pkey: section.pkey, noTls: section.noTls },
+        explicit: explicitProps(config, 'tunnel', TUNNEL_OPTIONS),
+        dataDir,
+        log: log.child({ server: 'tunnel' }),
+        addSecret: logger.addSecret,
+        metrics,
+        signal,
+      })
+      closers.push({ name: 'tunnel', close: started.close })
+      tunnel = started.report
+    }
     let metricsUrl: string | undefined
     if (metrics !== undefined) {
       const endpoint = await MetricsServer.listen({
@@ -278,10 +326,10 @@ async function run(argv: string[], io: CliIo, signal: AbortSignal): Promise<numb
       metricsUrl = endpoint.url
     }
 
-    const report = { event: 'listening', dataDir: dataDir.dir, certificateHash: dataDir.certificateHash, beacon, stun, turn, metrics: metricsUrl === undefined ? undefined : { url: metricsUrl } }
+    const report = { event: 'listening', dataDir: dataDir.dir, certificateHash: dataDir.certificateHash, beacon, stun, turn, tunnel, metrics: metricsUrl === undefined ? undefined : { url: metricsUrl } }
     if (args.json) writeJsonLine(io.stdout, report)
-    else io.stdout.write(banner(dataDir, beacon, stun, turn, metricsUrl))
-    log.info({ beacon: beacon?.spec, stun: stun?.url, turn: turn?.urls, metrics: metricsUrl }, 'listening')
+    else io.stdout.write(banner(dataDir, { beacon, stun, turn, tunnel }, metricsUrl))
+    log.info({ beacon: beacon?.spec, stun: stun?.url, turn: turn?.urls, tunnel: tunnel?.url, metrics: metricsUrl }, 'listening')
 
     await new Promise<void>((done) => (signal.aborted ? done() : signal.addEventListener('abort', () => done(), { once: true })))
     log.info('stopping')
@@ -343,6 +391,13 @@ function stunOptions(args: Arguments, config: ServerConfig): StunServerOptions {
   return options
 }
 
+/** The option names (camelCase) of `section` that the config file sets explicitly. */
+function explicitProps(config: ServerConfig, section: string, options: Record<string, { key: string }>): Set<string> {
+  const props = new Set<string>()
+  for (const [prop, { key }] of Object.entries(options)) if (config.explicit.has(`${section}.${key}`)) props.add(prop)
+  return props
+}
+
 /** With --loopback, a default port (not set on the command line or in the file) may be replaced by a free one. */
 function fallBackToFreePort(args: Pick<Arguments, 'loopback'>, config: ServerConfig, key: string, cliPort: number | undefined): boolean {
   return args.loopback && cliPort === undefined && !config.explicit.has(key)
@@ -365,7 +420,14 @@ async function listenStun(options: StunServerOptions, fallBack: boolean, log: Lo
   }
 }
 
-function banner(dataDir: DataDir, beacon: BeaconReport | undefined, stun: StunReport | undefined, turn: TurnReport | undefined, metricsUrl: string | undefined): string {
+interface Reports {
+  beacon: BeaconReport | undefined
+  stun: StunReport | undefined
+  turn: TurnReport | undefined
+  tunnel: TunnelReport | undefined
+}
+
+function banner(dataDir: DataDir, { beacon, stun, turn, tunnel }: Reports, metricsUrl: string | undefined): string {
   const lines = ['peerlink-server is running (Ctrl-C to stop)', '']
   lines.push(`  data dir     ${dataDir.dir}`)
   lines.push(`  cert hash    ${dataDir.certificateHash}   (clients pin it: HOST:PORT#HASH)`)
@@ -386,12 +448,27 @@ function banner(dataDir: DataDir, beacon: BeaconReport | undefined, stun: StunRe
       lines.push(`  TURN login   --turn-user ${turn.username} --turn-pass ${turn.credential}   (valid 24 h)`)
     }
   }
+  if (tunnel !== undefined) {
+    const http = tunnel.httpUrlPattern === undefined ? 'no HTTP by name' : `HTTP by name ${tunnel.httpUrlPattern}`
+    lines.push(`  Tunnel       ${tunnel.url}    (control WebSocket; ${http}; public TCP ports ${tunnel.allowPorts}; ${tunnel.state === 'redis' ? 'fleet over Redis' : 'in memory'})`)
+    if (tunnel.token !== undefined) lines.push(`  Tunnel token ${tunnel.token}`)
+    else if (tunnel.tokenFile !== undefined) lines.push(`  Tunnel token in ${tunnel.tokenFile}`)
+  }
   if (metricsUrl !== undefined) lines.push(`  metrics      ${metricsUrl}`)
   if (beacon !== undefined) lines.push('', 'Peers use this Beacon with:', `  --beacon ${beacon.spec}`)
+  if (tunnel !== undefined) {
+    const token = tunnel.token ?? (tunnel.tokenFile === undefined ? 'TOKEN' : `"$(cat ${shellQuote(tunnel.tokenFile)})"`)
+    lines.push('', 'Devices publish a local service (here TCP port 3000, as NAME) with:', `  ./bin/peerlink expose 3000 --name NAME --tunnel ${tunnel.url} --token ${token}`)
+  }
   lines.push('', 'Try it from another terminal:', '  ./bin/peerlink id')
   const stunUrl = stun?.url ?? turn?.stunUrl ?? beacon?.stunUrl
   if (stunUrl !== undefined) lines.push(`  ./bin/peerlink doctor --stun ${stunUrl}`)
   return `${lines.join('\n')}\n`
+}
+
+/** `text` quoted for a POSIX shell when it needs it. */
+function shellQuote(text: string): string {
+  return /^[A-Za-z0-9_./:@%+=-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`
 }
 
 /** Names for the first-run certificate: informational, since clients pin it by hash. */

@@ -3,10 +3,11 @@
  * The parser (`config.ts`), the commented file written on the first run and the
  * documentation are all generated from it, so they cannot drift apart.
  *
- * Sections exist only for servers this version has: `[beacon]`, `[stun]`, `[turn]`, plus
- * `[log]` and `[metrics]` for the process. `[tunnel]` is refused with a clear message
- * until that server exists. `[turn]` uses coturn's option names (kebab-case, as in
- * `turnserver.conf`); options coturn does not have are marked "(peerlink)".
+ * One section per server: `[beacon]`, `[stun]`, `[turn]`, `[tunnel]`, plus `[log]` and
+ * `[metrics]` for the process. `[turn]` uses coturn's option names (kebab-case, as in
+ * `turnserver.conf`); options coturn does not have are marked "(peerlink)". `[tunnel]`
+ * keys are the kebab-case of the tunnel server's option names (`allow-ports` is
+ * `allowPorts`), durations in seconds.
  *
  * @module
  */
@@ -26,6 +27,8 @@ export interface OptionKinds {
   integer: number
   /** A positive number (a duration in seconds, a rate). */
   positive: number
+  /** A number ≥ 0 (a duration in seconds that may be zero). */
+  'non-negative': number
   /** A port number 0–65535 (0: let the system pick). */
   port: number
   /** Port numbers, as one number or an array. */
@@ -155,6 +158,47 @@ export const TURN_OPTIONS = {
   noSoftwareAttribute: option('no-software-attribute', 'boolean', false, 'Do not send the SOFTWARE attribute.'),
 }
 
+/**
+ * `[tunnel]`: the WebSocket reverse-tunnel server (`peerlink-server tunnel`). Each key is
+ * the kebab-case of a `TunnelServerOptions` field (`listening-ip` is `listeningIps`, as
+ * in the other sections); durations are in seconds, as there.
+ */
+export const TUNNEL_OPTIONS = {
+  listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0'], 'Addresses to listen on: the control port, the HTTP port and the public TCP ports. "0.0.0.0" is every IPv4 address, "::" every IPv6 address.'),
+  controlPort: option('control-port', 'port', 8443, 'TCP port of the control WebSockets devices keep open (wss://, or ws:// with no-tls).'),
+  httpPort: option('http-port', 'port', 8080, 'TCP port of the HTTP reverse proxy that routes NAME.<domain> (the Host header) to device NAME\'s HTTP service.'),
+  noHttp: option('no-http', 'boolean', false, 'Do not serve HTTP by name (only the public TCP ports).'),
+  allowPorts: option('allow-ports', 'string', '20000-29999', 'Public TCP ports given to devices, one per exposed port: "20000-20999,21000" (rathole\'s and frp\'s form). Open them in the firewall.'),
+  maxPortsPerDevice: option('max-ports-per-device', 'integer', 10, 'Ports one device may expose.', { min: 1, max: 64 }),
+  domain: option('domain', 'string', 'localhost', 'Devices get names under this domain: a request for NAME.<domain> goes to device NAME. Point a wildcard DNS record (*.<domain>) at this server.'),
+  publicHost: option('public-host', 'string', undefined, 'Host name (or IP address) devices are told their public TCP ports are at.', { defaultText: 'the domain (127.0.0.1 with --loopback)', example: 'tunnel.example.com' }),
+  publicUrl: option('public-url', 'string', undefined, 'This server\'s tunnel URL as devices write it, for redirects from the other servers of a fleet.', { defaultText: 'ws(s)://<public-host>:<control-port>/', example: 'wss://tunnel-1.example.com:8443' }),
+  httpPublicPort: option('http-public-port', 'port', undefined, 'The port in the HTTP URLs given to devices (e.g. 80 or 443 behind a proxy).', { min: 1, defaultText: 'http-port', example: 80 }),
+  httpPublicScheme: option('http-public-scheme', 'string', 'http', 'The scheme of the HTTP URLs given to devices and of X-Forwarded-Proto: "http", or "https" behind a TLS-terminating proxy.'),
+  tokens: option('tokens', 'secret-list', [], 'Device tokens accepted (8 to 512 characters; give each device its own; compared in constant time). Without tokens and allowed-peer-ids, a token is generated into tunnel_token.txt in the data directory.', { secret: true, example: ['a-long-random-device-token'] }),
+  allowedPeerIds: option('allowed-peer-ids', 'string-list', [], 'PeerIds (12D3KooW…) that may log in with a signature of their identity alone, without a token; "*" allows any identity (names then go to whoever asks first).', { example: ['12D3KooWEiS4UHPkyhrEkX2UxPQ2BxVF8urXAVhX6QXv8ApagX4D'] }),
+  retention: option('retention', 'non-negative', 300, 'Seconds a disconnected device keeps its name and ports; a device that comes back within it gets them again.', { max: 7 * 24 * 3600 }),
+  connectTimeout: option('connect-timeout', 'positive', 10, 'Seconds an incoming connection waits for the device to take it before it is closed (HTTP: 504).', { max: 600 }),
+  heartbeatInterval: option('heartbeat-interval', 'positive', 10, 'Seconds between heartbeats (WebSocket pings) on control sockets; a device silent for two heartbeats is dropped.', { max: 3600 }),
+  helloTimeout: option('hello-timeout', 'positive', 10, 'Seconds a new control socket has to log in.', { max: 600 }),
+  httpHeadersTimeout: option('http-headers-timeout', 'positive', 10, 'Seconds an HTTP client has to send its request headers (slow-loris defence).', { max: 600 }),
+  maxMessageBytes: option('max-message-bytes', 'integer', 16384, 'Largest control message accepted, in bytes.', { min: 1024, max: 16384 }),
+  messagesPerSecond: option('messages-per-second', 'integer', 50, 'Control messages per second one socket may send (sustained).', { min: 1 }),
+  messageBurst: option('message-burst', 'integer', 100, 'Largest burst of control messages from one socket.', { min: 1 }),
+  maxConnectionsPerIp: option('max-connections-per-ip', 'integer', 64, 'Control sockets open at once from one IP address.', { min: 1 }),
+  maxDevices: option('max-devices', 'integer', 10_000, 'Devices online at once; a fleet redirects devices to servers below it.', { min: 1 }),
+  maxConnectionsPerDevice: option('max-connections-per-device', 'integer', 1_000, 'Tunnelled connections (waiting and open) one device may have at once.', { min: 1 }),
+  maxBufferedBytes: option('max-buffered-bytes', 'integer', 1_048_576, 'Unsent bytes after which a control socket that does not read is dropped.', { min: 65_536 }),
+  maxFrameBytes: option('max-frame-bytes', 'integer', 1_048_576, 'Largest WebSocket frame accepted on a transfer socket, in bytes.', { min: 65_536 }),
+  redis: option('redis', 'string', undefined, 'Fleet: "redis://…" or "rediss://…" shared by several tunnel servers, which then share names, ports and device counts, and redirect devices (HTTP 302) to the least loaded one. A password in the URL is kept out of the logs.', { defaultText: 'none (names and ports in memory, one server)', example: 'redis://127.0.0.1:6379' }),
+  redisPrefix: option('redis-prefix', 'string', 'peerlink:tunnel:', 'Prefix of the Redis keys: servers sharing Redis and a prefix form one fleet.'),
+  registrationTtl: option('registration-ttl', 'positive', 15, "Seconds this server's registration in the fleet lasts unless refreshed; after a crash, its devices' names and ports are freed after this time.", { max: 3600 }),
+  serverId: option('server-id', 'string', undefined, "This server's id in a fleet (1 to 64 characters of A-Z a-z 0-9 _ . -).", { defaultText: 'random per process', example: 'tunnel-1' }),
+  cert: option('cert', 'path', undefined, 'TLS certificate chain (PEM) of the control port. Devices then validate it against CAs (a URL without a pin).', { defaultText: "the data directory's cert.pem, pinned by devices with wss://HOST:PORT#HASH", example: '/etc/letsencrypt/live/tunnel.example.com/fullchain.pem' }),
+  pkey: option('pkey', 'path', undefined, 'Its private key (PEM); refused when group or others can read it.', { defaultText: "the data directory's key.pem", example: '/etc/letsencrypt/live/tunnel.example.com/privkey.pem' }),
+  noTls: option('no-tls', 'boolean', false, 'Serve plain ws:// on the control port (behind a TLS-terminating proxy, or on a closed network).'),
+}
+
 /** `[log]`: the log file and console. */
 export const LOG_OPTIONS = {
   level: option('level', 'log-level', 'info', 'Minimum level logged: fatal, error, warn, info, debug, trace or silent.'),
@@ -175,6 +219,7 @@ export const CONFIG_SECTIONS = {
   beacon: { title: 'Beacon rendezvous server (peerlink-server beacon): WebSocket over TLS, STUN on the same UDP port.', options: BEACON_OPTIONS },
   stun: { title: 'STUN server (peerlink-server stun): RFC 8489 Binding, RFC 5780 with two listening IPs.', options: STUN_OPTIONS },
   turn: { title: "TURN server (peerlink-server turn), coturn's option names.", options: TURN_OPTIONS },
+  tunnel: { title: 'WebSocket reverse-tunnel server (peerlink-server tunnel): control WebSockets, HTTP by name, public TCP ports.', options: TUNNEL_OPTIONS },
   log: { title: 'Logs: the console, and logs/peerlink-server.log in the data directory.', options: LOG_OPTIONS },
   metrics: { title: 'Prometheus metrics.', options: METRICS_OPTIONS },
 } as const
@@ -182,8 +227,8 @@ export const CONFIG_SECTIONS = {
 /** Names of the config file's sections. */
 export type ConfigSectionName = keyof typeof CONFIG_SECTIONS
 
-/** Sections recognised but refused: their servers are not in this version yet. */
-export const FUTURE_SECTIONS: readonly string[] = ['tunnel']
+/** Sections recognised but refused: their servers are not in this version yet (none now). */
+export const FUTURE_SECTIONS: readonly string[] = []
 
 /** The parsed values of one section's options table. */
 export type SectionValues<T> = {
@@ -196,6 +241,8 @@ export type BeaconConfig = SectionValues<typeof BEACON_OPTIONS>
 export type StunConfig = SectionValues<typeof STUN_OPTIONS>
 /** `[turn]`, parsed (paths absolute). */
 export type TurnConfig = SectionValues<typeof TURN_OPTIONS>
+/** `[tunnel]`, parsed (paths absolute). */
+export type TunnelConfig = SectionValues<typeof TUNNEL_OPTIONS>
 /** `[log]`, parsed. */
 export type LogConfig = SectionValues<typeof LOG_OPTIONS>
 /** `[metrics]`, parsed. */

@@ -28,14 +28,17 @@ import {
   type StunConfig,
   TURN_OPTIONS,
   type TurnConfig,
+  TUNNEL_OPTIONS,
+  type TunnelConfig,
 } from './config-options.js'
 import { type BeaconServerOptions, resolveBeaconServerOptions } from './beacon/beacon-server.js'
 import { LOG_LEVELS } from './logger.js'
 import type { StunServerOptions } from './stun/stun-server.js'
 import { addAddressRange } from './turn/peer-address-policy.js'
 import { type TurnServerOptions, type TurnServerTlsOptions, resolveTurnServerOptions } from './turn/turn-server-options.js'
+import { type TunnelServerOptions, resolveTunnelServerOptions } from './tunnel/tunnel-server-options.js'
 
-export type { BeaconConfig, LogConfig, MetricsConfig, StunConfig, TurnConfig } from './config-options.js'
+export type { BeaconConfig, LogConfig, MetricsConfig, StunConfig, TunnelConfig, TurnConfig } from './config-options.js'
 
 /** A loaded, validated `peerlink-server.toml`. */
 export interface ServerConfig {
@@ -47,6 +50,8 @@ export interface ServerConfig {
   readonly stun: StunConfig
   /** `[turn]`, paths made absolute. */
   readonly turn: TurnConfig
+  /** `[tunnel]`, paths made absolute. */
+  readonly tunnel: TunnelConfig
   /** `[log]`. */
   readonly log: LogConfig
   /** `[metrics]`. */
@@ -144,12 +149,14 @@ export function parseServerConfig(text: string, file: string | undefined): Serve
       beacon: sections.beacon as BeaconConfig,
       stun: sections.stun as StunConfig,
       turn: sections.turn as TurnConfig,
+      tunnel: sections.tunnel as TunnelConfig,
       log: sections.log as LogConfig,
       metrics: sections.metrics as MetricsConfig,
       explicit,
     }
     checkBeacon(config.beacon, fail)
     checkTurn(config.turn, fail)
+    checkTunnel(config.tunnel, fail)
     return config
   } catch (err) {
     if (err instanceof ConfigInvalidError) throw err
@@ -208,7 +215,12 @@ function checkValue(descriptor: OptionDescriptor, value: unknown, base: string):
       return typeof value === 'number' && Number.isSafeInteger(value) && value >= min && value <= max ? value : bad(`an integer from ${min} to ${max}`)
     }
     case 'positive':
+      if (descriptor.max !== undefined) return typeof value === 'number' && value > 0 && value <= descriptor.max ? value : bad(`a positive number up to ${descriptor.max}`)
       return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : bad('a positive number')
+    case 'non-negative': {
+      const max = descriptor.max ?? Number.MAX_VALUE
+      return typeof value === 'number' && value >= 0 && value <= max ? value : bad(descriptor.max === undefined ? 'a number from 0' : `a number from 0 to ${descriptor.max}`)
+    }
     case 'path': {
       if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) return bad('a file name')
       return resolve(base, value === '~' ? homedir() : value.startsWith('~/') ? resolve(homedir(), value.slice(2)) : value)
@@ -344,6 +356,61 @@ export function turnServerOptions(turn: TurnConfig, tls: TurnServerTlsOptions | 
   return options
 }
 
+/** Cross-checks `[tunnel]` with the tunnel server's own validation, naming keys as the file does. */
+function checkTunnel(tunnel: TunnelConfig, fail: (message: string) => never): void {
+  if ((tunnel.cert === undefined) !== (tunnel.pkey === undefined)) fail('[tunnel] cert and pkey: give both, or neither (to use the data directory\'s certificate)')
+  if (tunnel.httpPublicScheme !== 'http' && tunnel.httpPublicScheme !== 'https') fail(`[tunnel] http-public-scheme must be "http" or "https", got ${describe(tunnel.httpPublicScheme)}`)
+  try {
+    resolveTunnelServerOptions(tunnelServerOptions(tunnel))
+  } catch (err) {
+    if (!(err instanceof PeerlinkError)) throw err
+    let message = err.message
+    for (const [prop, descriptor] of Object.entries(TUNNEL_OPTIONS)) message = message.replace(new RegExp(`\\b${prop}\\b`, 'g'), descriptor.key)
+    fail(`[tunnel] ${message}`)
+  }
+}
+
+/**
+ * `[tunnel]` as tunnel server options, without TLS (`cert`, `pkey` and `no-tls` decide
+ * it: `peerlink-server` reads the files, or uses the data directory's certificate).
+ * Each key maps onto the field of the same name; durations stay in seconds.
+ */
+export function tunnelServerOptions(tunnel: TunnelConfig): TunnelServerOptions {
+  const options: TunnelServerOptions = {
+    listeningIps: [...tunnel.listeningIps],
+    controlPort: tunnel.controlPort,
+    httpPort: tunnel.httpPort,
+    noHttp: tunnel.noHttp,
+    domain: tunnel.domain,
+    httpPublicScheme: tunnel.httpPublicScheme as 'http' | 'https',
+    allowPorts: tunnel.allowPorts,
+    maxPortsPerDevice: tunnel.maxPortsPerDevice,
+    tokens: [...tunnel.tokens],
+    allowedPeerIds: [...tunnel.allowedPeerIds],
+    retention: tunnel.retention,
+    connectTimeout: tunnel.connectTimeout,
+    heartbeatInterval: tunnel.heartbeatInterval,
+    helloTimeout: tunnel.helloTimeout,
+    httpHeadersTimeout: tunnel.httpHeadersTimeout,
+    maxMessageBytes: tunnel.maxMessageBytes,
+    messagesPerSecond: tunnel.messagesPerSecond,
+    messageBurst: tunnel.messageBurst,
+    maxConnectionsPerIp: tunnel.maxConnectionsPerIp,
+    maxDevices: tunnel.maxDevices,
+    maxConnectionsPerDevice: tunnel.maxConnectionsPerDevice,
+    maxBufferedBytes: tunnel.maxBufferedBytes,
+    maxFrameBytes: tunnel.maxFrameBytes,
+  }
+  if (tunnel.publicHost !== undefined) options.publicHost = tunnel.publicHost
+  if (tunnel.publicUrl !== undefined) options.publicUrl = tunnel.publicUrl
+  if (tunnel.httpPublicPort !== undefined) options.httpPublicPort = tunnel.httpPublicPort
+  if (tunnel.serverId !== undefined) options.serverId = tunnel.serverId
+  if (tunnel.redis !== undefined) options.redis = tunnel.redis
+  options.redisPrefix = tunnel.redisPrefix
+  options.registrationTtl = tunnel.registrationTtl
+  return options
+}
+
 /** `[stun]` as STUN server options (the second listening IP enables RFC 5780). */
 export function stunServerOptions(stun: StunConfig): StunServerOptions {
   const [host, alternateHost] = stun.listeningIps
@@ -368,6 +435,8 @@ export function configSecrets(config: ServerConfig): string[] {
   }
   if (config.turn.nonceSecret !== undefined) secrets.push(config.turn.nonceSecret)
   if (config.beacon.redis !== undefined) secrets.push(...urlPasswords(config.beacon.redis))
+  secrets.push(...config.tunnel.tokens)
+  if (config.tunnel.redis !== undefined) secrets.push(...urlPasswords(config.tunnel.redis))
   return secrets
 }
 

@@ -9,6 +9,7 @@ import type { BeaconServerStats } from './beacon/beacon-router.js'
 import type { ServerMetrics, StatsField } from './metrics.js'
 import type { StunServerStats } from './stun/stun-server.js'
 import type { TurnServerStats } from './turn/turn-server-stats.js'
+import type { TunnelServerStats } from './tunnel/tunnel-server-stats.js'
 
 /** `peerlink_stun_…` metrics of a `StunServer`'s stats. */
 export const STUN_STATS_METRICS: { readonly [K in keyof StunServerStats]-?: StatsField } = {
@@ -38,6 +39,31 @@ export const TURN_STATS_METRICS: { readonly [K in keyof TurnServerStats]-?: Stat
   capacityRejections: { type: 'counter', help: '508 Insufficient Capacity responses' },
   rateLimited: { type: 'counter', help: 'Requests dropped by a per-IP rate limit' },
   malformed: { type: 'counter', help: 'Datagrams or frames that did not decode' },
+}
+
+/** `peerlink_tunnel_…` metrics of a tunnel server's stats (`peerlink-server tunnel` registers them with `ServerMetrics.addStats('tunnel', …)`). */
+export const TUNNEL_STATS_METRICS: { readonly [K in keyof TunnelServerStats]-?: StatsField } = {
+  devices: { type: 'gauge', help: 'Tunnel devices online' },
+  retainedDevices: { type: 'gauge', help: 'Offline tunnel devices whose name and ports are retained' },
+  controlSockets: { type: 'gauge', help: 'Tunnel control WebSockets open' },
+  admissions: { type: 'counter', help: 'Tunnel devices admitted (successful hello)' },
+  pendingConnections: { type: 'gauge', help: 'Tunnel connections waiting for the device' },
+  activeConnections: { type: 'gauge', help: 'Tunnelled connections open' },
+  connections: { type: 'counter', help: 'Tunnelled connections joined' },
+  unclaimedConnections: { type: 'counter', help: 'Tunnel connections no device claimed in time' },
+  rejectedConnections: { type: 'counter', help: 'Tunnel connections the device refused' },
+  offlineConnections: { type: 'counter', help: 'Connections to public ports of offline devices' },
+  httpRequests: { type: 'counter', help: 'HTTP requests on the tunnel HTTP port' },
+  httpUpgrades: { type: 'counter', help: 'WebSocket upgrades passed through the tunnel HTTP port' },
+  httpErrors: { type: 'counter', help: 'HTTP requests answered with an error page' },
+  bytesToDevices: { type: 'counter', help: 'Bytes tunnelled from the public side to devices' },
+  bytesFromDevices: { type: 'counter', help: 'Bytes tunnelled from devices to the public side' },
+  refusedAuth: { type: 'counter', help: 'Tunnel control sockets refused for bad credentials' },
+  refusedLimit: { type: 'counter', help: 'Tunnel requests refused by a limit' },
+  refusedProtocol: { type: 'counter', help: 'Tunnel control messages refused as malformed' },
+  refusedRateLimited: { type: 'counter', help: 'Tunnel control messages refused by the rate limit' },
+  refusedTransfers: { type: 'counter', help: 'Tunnel transfer sockets refused (unknown id, bad proof)' },
+  redirects: { type: 'counter', help: 'Tunnel control upgrades redirected to another server' },
 }
 
 /** `peerlink_beacon_…` metrics of a `BeaconServer`'s stats (`refused` is {@link addBeaconStatsMetrics}'s labelled counter). */

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigInvalidError } from '../../src/errors.js'
-import { BEACON_OPTIONS, CONFIG_SECTIONS, type OptionDescriptor, TURN_OPTIONS } from '../../src/server/config-options.js'
+import { BEACON_OPTIONS, CONFIG_SECTIONS, type OptionDescriptor, TUNNEL_OPTIONS, TURN_OPTIONS } from '../../src/server/config-options.js'
 import { resolveBeaconServerOptions } from '../../src/server/beacon/beacon-server.js'
 import {
   beaconServerOptions,
@@ -14,9 +14,11 @@ import {
   parseServerConfig,
   serverConfigTemplate,
   stunServerOptions,
+  tunnelServerOptions,
   turnServerOptions,
 } from '../../src/server/config.js'
 import { resolveTurnServerOptions } from '../../src/server/turn/turn-server-options.js'
+import { resolveTunnelServerOptions } from '../../src/server/tunnel/tunnel-server-options.js'
 
 const FILE = '/etc/peerlink/peerlink-server.toml'
 const parse = (text: string) => parseServerConfig(text, FILE)
@@ -220,6 +222,127 @@ no-software-attribute = true
   })
 })
 
+describe('[tunnel]', () => {
+  const PEER = '12D3KooWEiS4UHPkyhrEkX2UxPQ2BxVF8urXAVhX6QXv8ApagX4D'
+
+  it('defaults: the control port 8443, HTTP 8080, public ports 20000-29999', () => {
+    const tunnel = parse('').tunnel
+    expect(tunnel).toMatchObject({ listeningIps: ['0.0.0.0'], controlPort: 8443, httpPort: 8080, allowPorts: '20000-29999', domain: 'localhost', tokens: [], noTls: false })
+    expect(parse('[tunnel]').tunnel).toEqual(tunnel)
+  })
+
+  it('maps onto TunnelServerOptions, which the tunnel server accepts; tokens are secrets', () => {
+    const config = parse(`
+[tunnel]
+listening-ip = ["127.0.0.1", "::1"]
+control-port = 443
+http-port = 80
+allow-ports = "30000-30099, 31000"
+max-ports-per-device = 3
+domain = "Tunnel.Example.com"
+public-host = "tunnel.example.com"
+public-url = "wss://tunnel-1.example.com"
+http-public-port = 443
+http-public-scheme = "https"
+tokens = ["device-token-one", "device-token-two"]
+allowed-peer-ids = ["${PEER}", "*"]
+retention = 0
+connect-timeout = 2.5
+heartbeat-interval = 0.5
+max-frame-bytes = 65536
+server-id = "tunnel-1"
+redis = "redis://fleet:s3cret@127.0.0.1:6379/2"
+redis-prefix = "fleet-a:"
+registration-ttl = 30
+cert = "certs/fullchain.pem"
+pkey = "/etc/k.pem"
+`)
+    expect(config.tunnel.cert).toBe('/etc/peerlink/certs/fullchain.pem')
+    const options = tunnelServerOptions(config.tunnel)
+    expect(options).toMatchObject({
+      listeningIps: ['127.0.0.1', '::1'],
+      controlPort: 443,
+      httpPort: 80,
+      allowPorts: '30000-30099, 31000',
+      maxPortsPerDevice: 3,
+      publicHost: 'tunnel.example.com',
+      publicUrl: 'wss://tunnel-1.example.com',
+      httpPublicPort: 443,
+      httpPublicScheme: 'https',
+      tokens: ['device-token-one', 'device-token-two'],
+      allowedPeerIds: [PEER, '*'],
+      retention: 0,
+      connectTimeout: 2.5,
+      heartbeatInterval: 0.5,
+      serverId: 'tunnel-1',
+      redis: 'redis://fleet:s3cret@127.0.0.1:6379/2',
+      redisPrefix: 'fleet-a:',
+      registrationTtl: 30,
+    })
+    const resolved = resolveTunnelServerOptions(options)
+    expect(resolved).toMatchObject({ domain: 'tunnel.example.com', retentionMs: 0, connectTimeoutMs: 2_500, heartbeatMs: 500, anyPeerId: true, registrationTtlMs: 30_000 })
+    expect(resolved.allowPorts.size).toBe(101)
+    expect(configSecrets(config)).toEqual(['device-token-one', 'device-token-two', 's3cret'])
+  })
+
+  it('every [tunnel] option maps to a TunnelServerOptions field of the same name (or the TLS files)', () => {
+    const options = tunnelServerOptions(parse(serverConfigTemplate().replace(/^# ([a-z-]+ = .*)$/gm, '$1')).tunnel)
+    const tls = new Set(['cert', 'pkey', 'noTls'])
+    for (const prop of Object.keys(TUNNEL_OPTIONS)) {
+      if (tls.has(prop)) expect(options).not.toHaveProperty(prop)
+      else expect(options).toHaveProperty(prop)
+    }
+    // The keys are the kebab-case of the field names (listening-ip as in the other sections).
+    for (const [prop, { key }] of Object.entries(TUNNEL_OPTIONS)) {
+      expect(prop === 'listeningIps' ? key === 'listening-ip' : key === prop.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)).toBe(true)
+    }
+  })
+
+  it("the [tunnel] table's defaults are the tunnel server's own defaults (no drift between the two)", () => {
+    const fromConfig = resolveTunnelServerOptions(tunnelServerOptions(parse('').tunnel))
+    const fromServer = resolveTunnelServerOptions({})
+    const comparable = (resolved: Record<string, unknown>) =>
+      Object.fromEntries(
+        Object.entries(resolved)
+          .filter(([key, value]) => key !== 'serverId' && ['number', 'boolean', 'string'].includes(typeof value))
+          .concat([['allowPorts', String(resolved.allowPorts)], ['listeningIps', resolved.listeningIps], ['tokens', resolved.tokens], ['allowedPeerIds', [...(resolved.allowedPeerIds as Set<string>)]]]),
+      )
+    const config = comparable(fromConfig as unknown as Record<string, unknown>)
+    expect(Object.keys(config).length).toBeGreaterThanOrEqual(26)
+    expect(config).toEqual(comparable(fromServer as unknown as Record<string, unknown>))
+    expect(fromConfig.publicUrl).toBeUndefined()
+    expect(fromConfig.httpPublicPort).toBeUndefined()
+    expect(fromConfig.tls).toBeUndefined()
+  })
+
+  it('types, ranges, and cross-checks with the tunnel server in the file\'s names and units', () => {
+    expect(failure('[tunnel]\ncontrol-port = "8443"').message).toBe(`Config file ${FILE}: [tunnel] control-port must be a port number (0-65535), got "8443"`)
+    expect(failure('[tunnel]\nhttp-public-port = 0').message).toMatch(/\[tunnel\] http-public-port must be a port number \(1-65535\)/)
+    expect(failure('[tunnel]\nallow-ports = "20000-"').message).toBe(`Config file ${FILE}: [tunnel] allow-ports: "20000-" is not a port or a range A-B`)
+    expect(failure('[tunnel]\nallow-ports = "30000-20000"').message).toMatch(/\[tunnel\] allow-ports: "30000-20000" is not within 1-65535 in ascending order/)
+    expect(failure('[tunnel]\ntokens = ["short"]').message).toMatch(/\[tunnel\] tokens must be strings of 8 to 512 characters/)
+    expect(failure('[tunnel]\nallowed-peer-ids = ["12D3KooWnope"]').message).toMatch(/\[tunnel\] allowed-peer-ids: "12D3KooWnope" is neither a PeerId nor "\*"/)
+    expect(failure('[tunnel]\nretention = -1').message).toMatch(/\[tunnel\] retention must be a number from 0 to 604800, got -1/)
+    expect(failure('[tunnel]\nconnect-timeout = 0').message).toMatch(/\[tunnel\] connect-timeout must be a positive number up to 600/)
+    expect(failure('[tunnel]\nconnect-timeout = 0.01').message).toMatch(/\[tunnel\] connect-timeout must be a number of seconds from 0.05 to 600/)
+    expect(failure('[tunnel]\nheartbeat-interval = inf').message).toMatch(/\[tunnel\] heartbeat-interval must be a positive number up to 3600/)
+    expect(failure('[tunnel]\nmax-ports-per-device = 100').message).toMatch(/\[tunnel\] max-ports-per-device must be an integer from 1 to 64/)
+    expect(failure('[tunnel]\nmax-frame-bytes = 1000').message).toMatch(/\[tunnel\] max-frame-bytes must be an integer from 65536/)
+    expect(failure('[tunnel]\ndomain = "not a domain"').message).toMatch(/\[tunnel\] domain "not a domain" is not a DNS name/)
+    expect(failure('[tunnel]\npublic-url = "https://x.example.com"').message).toMatch(/\[tunnel\] public-url must be a ws:\/\/ or wss:\/\/ URL/)
+    expect(failure('[tunnel]\nhttp-public-scheme = "ftp"').message).toMatch(/\[tunnel\] http-public-scheme must be "http" or "https", got "ftp"/)
+    expect(failure('[tunnel]\nserver-id = "no spaces"').message).toMatch(/\[tunnel\] server-id must be 1 to 64 characters/)
+    expect(failure('[tunnel]\nlistening-ip = ["127.0.0.1", "127.0.0.1"]').message).toMatch(/\[tunnel\] listening-ip lists an address twice/)
+    expect(failure('[tunnel]\ncert = "a.pem"').message).toMatch(/\[tunnel\] cert and pkey: give both/)
+    const redis = failure('[tunnel]\nredis = "http://user:hunter2@example.com"').message
+    expect(redis).toMatch(/\[tunnel\] redis must be a redis:\/\/ or rediss:\/\/ URL/)
+    expect(redis).not.toContain('hunter2')
+    expect(failure('[tunnel]\nregistration-ttl = 0.1').message).toMatch(/\[tunnel\] registration-ttl must be a number of seconds from 0.3 to 3600/)
+    expect(failure('[tunnel]\nport = 8443').message).toMatch(/\[tunnel\] port: unknown key/)
+    expect(failure('[tunnel]\ntoken = "device-token-one"').message).toMatch(/\[tunnel\] token: unknown key; did you mean tokens\?/)
+  })
+})
+
 describe('errors name the file, section and key', () => {
   it('unknown keys, with a suggestion for near misses', () => {
     expect(failure('[turn]\nlisten-port = 1').message).toBe(`Config file ${FILE}: [turn] listen-port: unknown key; did you mean listening-port?`)
@@ -234,7 +357,6 @@ describe('errors name the file, section and key', () => {
     expect(failure('[beacon]\nport = 4264').message).toMatch(/^Config file \/etc\/peerlink\/peerlink-server\.toml: \[beacon\] port: unknown key/)
     expect(failure('[beacon]\nmax-topics-per-connection = 4').message).toMatch(/\[beacon\] max-topics-per-connection: unknown key; did you mean max-identifiers-per-connection\?/)
     expect(failure('[beacon]\nrealm = "x"').message).toMatch(/\[beacon\] realm: unknown key \(it is an option of \[turn\]\)/)
-    expect(failure('[tunnel]').message).toMatch(/\[tunnel\]: the tunnel server/)
     expect(failure('realm = "x"').message).toMatch(/"realm" must be inside a section: put it under \[turn\]/)
     expect(failure('turn = 3').message).toMatch(/"turn" must be a section/)
   })
