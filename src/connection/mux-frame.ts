@@ -96,16 +96,6 @@ export function writeFrameHeader(target: Buffer, offset: number, typeCode: numbe
   target.writeUInt32BE(length, offset + 6)
 }
 
-/**
- * A frame header alone, for a payload that is written separately (the zero-copy data
- * path). No validation (the callers' job).
- */
-export function frameHeader(typeCode: number, streamId: number, length: number): Buffer {
-  const header = Buffer.allocUnsafe(FRAME_HEADER_LENGTH)
-  writeFrameHeader(header, 0, typeCode, streamId, length)
-  return header
-}
-
 /** The UTF-8 bytes of a stream label; throws {@link InvalidArgumentError} if it is too long. */
 export function encodeLabel(label: string): Buffer {
   if (typeof label !== 'string') throw new InvalidArgumentError('label must be a string')

@@ -18,6 +18,7 @@ import { Duplex } from 'node:stream'
 import { MuxProtocolError, MuxStreamRefusedError, MuxStreamResetError } from '../errors.js'
 import { ChunkQueue } from './chunk-queue.js'
 import { DEFAULT_WINDOW, MAX_WINDOW, type ResetReason } from './mux-frame.js'
+import type { StreamMux } from './stream-mux.js'
 
 /** Who opened a stream: we (`'outbound'`, {@link StreamMux.openStream}) or the remote (`'inbound'`, the `'stream'` event). */
 export type MuxStreamDirection = 'inbound' | 'outbound'
@@ -92,6 +93,7 @@ export class MuxStream extends Duplex {
   #pending: Buffer[] = []
   #pendingIndex = 0
   #pendingCallback: ((err?: Error | null) => void) | null = null
+  #pumping = false
 
   /** @internal Use {@link StreamMux.openStream}. */
   constructor(host: MuxStreamHost, init: MuxStreamInit) {
@@ -145,7 +147,7 @@ export class MuxStream extends Duplex {
       throw new MuxProtocolError(`Stream ${this.id}: window updates beyond ${MAX_WINDOW} bytes`)
     }
     this.#sendWindow += increment
-    if (this.#pendingIndex < this.#pending.length) this.#pump()
+    if (!this.#pumping && this.#pendingIndex < this.#pending.length) this.#pump()
   }
 
   /** @internal The remote half-closed the stream. */
@@ -238,6 +240,7 @@ export class MuxStream extends Duplex {
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
     if (!this.#released) {
       this.#released = true
+      // Reset first: releasing the last stream of a closing multiplexer ends the transport.
       this.#host.sendReset(this.id, 'cancel')
       this.#host.release(this)
     }
@@ -254,19 +257,28 @@ export class MuxStream extends Duplex {
   #pump(): void {
     const host = this.#host
     const pending = this.#pending
-    while (this.#pendingIndex < pending.length) {
-      if (this.#sendWindow === 0 || this.destroyed) return
-      const chunk = pending[this.#pendingIndex]!
-      const n = Math.min(chunk.length, this.#sendWindow, host.maxFrameSize)
-      if (n === chunk.length) {
-        host.sendData(this.id, chunk)
-        pending[this.#pendingIndex++] = EMPTY
-      } else {
-        host.sendData(this.id, chunk.subarray(0, n))
-        pending[this.#pendingIndex] = chunk.subarray(n)
+    // A transport that delivers synchronously may bring a window update back while we
+    // send (re-entering through handleWindowUpdate): the state is updated before each
+    // send, and the loop below picks the new window up.
+    this.#pumping = true
+    try {
+      while (this.#pendingIndex < pending.length) {
+        if (this.#sendWindow === 0 || this.destroyed) return
+        const chunk = pending[this.#pendingIndex]!
+        const n = Math.min(chunk.length, this.#sendWindow, host.maxFrameSize)
+        this.#sendWindow -= n
+        if (n === chunk.length) {
+          pending[this.#pendingIndex++] = EMPTY
+          host.sendData(this.id, chunk)
+        } else {
+          pending[this.#pendingIndex] = chunk.subarray(n)
+          host.sendData(this.id, chunk.subarray(0, n))
+        }
       }
-      this.#sendWindow -= n
+    } finally {
+      this.#pumping = false
     }
+    if (this.destroyed) return
     const callback = this.#pendingCallback
     if (callback === null) return
     this.#pending = []

@@ -21,105 +21,34 @@ import {
   DEFAULT_WINDOW,
   FRAME_HEADER_LENGTH,
   FrameTypeCode,
-  MAX_FRAME_PAYLOAD,
   MAX_STREAM_ID,
   PING_PAYLOAD_LENGTH,
   encodeFrame,
   encodeLabel,
-  frameHeader,
   writeFrameHeader,
-  type GoAwayCode,
   type MuxControlFrame,
   type ResetReason,
 } from './mux-frame.js'
 import { MuxFrameDecoder } from './mux-frame-decoder.js'
 import { MuxStream, type MuxStreamHost } from './mux-stream.js'
+import {
+  validateOptions,
+  type MuxPingOptions,
+  type OpenStreamOptions,
+  type StreamMuxCloseOptions,
+  type StreamMuxEvents,
+  type StreamMuxOptions,
+} from './stream-mux-options.js'
 
-/** Options of {@link StreamMux}. */
-export interface StreamMuxOptions {
-  /**
-   * Exactly one side is the initiator (the connecting side, say): its streams get odd
-   * ids, the other side's even ids.
-   */
-  isInitiator: boolean
-  /**
-   * Most streams open at once (both directions together). Beyond it, the remote's new
-   * streams are refused and `openStream` returns a stream destroyed with
-   * {@link MuxStreamRefusedError}.
-   * @default 1024
-   */
-  maxStreams?: number
-  /**
-   * The receive window (bytes) granted to the remote on each stream: how much it may
-   * send that our reader has not consumed yet. At least 256 KiB (the protocol's
-   * starting window), at most 1 GiB.
-   * @default 262_144
-   */
-  initialWindow?: number
-  /**
-   * Largest data payload sent in one frame, 1 KiB to 64 KiB. The default makes a frame
-   * with its header exactly 64 KiB: one message of the secure connection.
-   * @default 65_526
-   */
-  maxFrameSize?: number
-  /**
-   * Milliseconds between keep-alive pings when nothing arrives; the connection is
-   * destroyed with {@link ConnectionClosedError} after two silent intervals. 0 turns
-   * keep-alives off (the transport's own liveness checks then decide).
-   * @default 0
-   */
-  keepAliveInterval?: number
-  /** Destroys the multiplexer (and its streams) with {@link AbortError}. */
-  signal?: AbortSignal
-}
+export type { MuxPingOptions, OpenStreamOptions, StreamMuxCloseOptions, StreamMuxEvents, StreamMuxOptions }
 
-/** Options of {@link StreamMux.openStream}. */
-export interface OpenStreamOptions {
-  /**
-   * A small label the remote sees as `stream.label`: a protocol name, a forward target…
-   * At most 1024 UTF-8 bytes.
-   * @default ''
-   */
-  label?: string
-  /** Destroys the stream with {@link AbortError}. */
-  signal?: AbortSignal
-}
-
-/** Options of {@link StreamMux.close}. */
-export interface StreamMuxCloseOptions {
-  /**
-   * Milliseconds to let open streams finish before the multiplexer is destroyed.
-   * @default Infinity
-   */
-  timeout?: number
-  /** Destroys the multiplexer at once when aborted. */
-  signal?: AbortSignal
-}
-
-/** Options of {@link StreamMux.ping}. */
-export interface MuxPingOptions {
-  /** Rejects with {@link AbortError}. */
-  signal?: AbortSignal
-}
-
-/** Events of {@link StreamMux}. */
-export interface StreamMuxEvents {
-  /** The remote opened a stream. Without a listener, incoming streams are refused. */
-  stream: [stream: MuxStream]
-  /** The remote sent go-away: it opens and accepts no new streams; open ones continue. */
-  goaway: [code: GoAwayCode]
-  /** The multiplexer failed (protocol error, transport error, keep-alive timeout, abort). `'close'` follows. */
-  error: [err: Error]
-  /** The multiplexer and its transport are closed. */
-  close: []
-}
-
-const DEFAULT_MAX_STREAMS = 1024
-/** 64 KiB minus the header: a whole frame is one 64 KiB secure-connection message. */
-const DEFAULT_MAX_FRAME_SIZE = MAX_FRAME_PAYLOAD - FRAME_HEADER_LENGTH
-const MAX_INITIAL_WINDOW = 2 ** 30
-/** Payloads up to this size are copied behind their header (one write); larger ones are written as they are. */
+/** Payloads shorter than this are copied behind their header (one small write beats a writev). */
 const COPY_BELOW = 1024
+/**
+ * Largest frame written as header + payload without copying: what the secure
+ * connection coalesces into one message (its 64 KiB limit).
+ */
+const WRITEV_MAX = 64 * 1024
 /**
  * Frames a remote can make us send at will (pongs, refusals) that may queue up while
  * the transport is congested; more means the remote sends but does not read.
@@ -170,12 +99,13 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
   #nextLocalId: number
   #lastRemoteId = 0
   #dataTarget: MuxStream | undefined
+  #decoding = false
+  #backlog: Buffer[] = []
   #localGoAway = false
   #remoteGoAway = false
   #destroyed = false
   #closeEmitted = false
   #transportClosed = false
-  #corked = false
   #congested = false
   #reflected = 0
   #drainWaiters: Array<() => void> = []
@@ -354,7 +284,7 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
     if (this.#closeEmitted) return Promise.resolve()
     return new Promise<void>((resolve) => {
       const onAbort = (): void => this.destroy()
-      const timer = Number.isFinite(timeout) ? setTimeout(onAbort, timeout) : undefined
+      const timer = Number.isFinite(timeout) ? setTimeout(onAbort, Math.min(timeout, 2 ** 31 - 1)) : undefined
       this.once('close', () => {
         clearTimeout(timer)
         signal?.removeEventListener('abort', onAbort)
@@ -387,14 +317,25 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
   readonly #onTransportData = (chunk: Buffer): void => {
     if (this.#destroyed) return
     this.#receivedSinceTick = true
+    // An in-memory transport may deliver the remote's answer to one of our writes
+    // synchronously, while we are still decoding: keep it for after the current chunk.
+    if (this.#decoding) {
+      this.#backlog.push(chunk)
+      return
+    }
+    this.#decoding = true
     try {
       this.#decoder.push(chunk)
+      for (let next = this.#backlog.shift(); next !== undefined; next = this.#backlog.shift()) this.#decoder.push(next)
     } catch (err) {
+      this.#backlog = []
       if (err instanceof MuxProtocolError) return this.#protocolError(err)
       // A listener of ours threw (say, in a 'stream' or 'data' handler): the rest of the
       // chunk is lost, so the connection cannot go on. Tear down, then let it surface.
       this.#teardown(new ConnectionClosedError('A listener threw while data was being delivered', { cause: err }), 'destroy')
       throw err
+    } finally {
+      this.#decoding = false
     }
   }
 
@@ -454,7 +395,7 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
       throw new MuxProtocolError(`The remote opened stream ${id} after stream ${this.#lastRemoteId} (ids must increase)`)
     }
     this.#lastRemoteId = id
-    if (this.#localGoAway || this.#streams.size >= this.maxStreams || this.listenerCount('stream') === 0) {
+    if (this.#localGoAway || this.#streams.size >= this.maxStreams) {
       this.#countReflected()
       this.#sendReset(id, 'refused')
       return
@@ -523,34 +464,43 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
 
   // ---- sending -------------------------------------------------------------------
 
-  /** Frames written in one tick are handed to the transport in one batch (cork / uncork). */
+  /**
+   * Frames go to the transport at once: holding them back to batch a whole tick (cork
+   * until the next tick) measured slower — the window's worth of data then waits in
+   * user space instead of flowing (docs/benchmarks.md).
+   */
   #write(buffer: Buffer): void {
     if (this.#destroyed) return
-    const duplex = this.#duplex
-    if (!this.#corked) {
-      this.#corked = true
-      duplex.cork()
-      process.nextTick(this.#uncork)
-    }
-    if (!duplex.write(buffer)) this.#congested = true
+    if (!this.#duplex.write(buffer)) this.#congested = true
   }
 
-  readonly #uncork = (): void => {
-    this.#corked = false
-    this.#duplex.uncork()
-  }
-
+  /**
+   * A frame goes to the transport in one `_writev` or one write:
+   * - header and payload as two buffers under one cork when the frame fits in 64 KiB
+   *   and the payload is not tiny: no copy here; TCP sends both with one `writev`, and
+   *   the secure connection coalesces them into one message (copying, as it must);
+   * - otherwise one buffer, the payload copied behind the header: a tiny payload, or a
+   *   full 64 KiB one (a 64 KiB application write), whose separate header the secure
+   *   connection would send as a message of its own (it coalesces up to 64 KiB).
+   * See docs/stream-mux.md and docs/benchmarks.md.
+   */
   #sendData(id: number, payload: Buffer): void {
+    if (this.#destroyed) return
     const n = payload.length
-    if (n < COPY_BELOW) {
-      const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + n)
-      writeFrameHeader(frame, 0, FrameTypeCode.data, id, n)
-      payload.copy(frame, FRAME_HEADER_LENGTH)
-      this.#write(frame)
-    } else {
-      this.#write(frameHeader(FrameTypeCode.data, id, n))
+    const duplex = this.#duplex
+    if (n >= COPY_BELOW && FRAME_HEADER_LENGTH + n <= WRITEV_MAX) {
+      const header = Buffer.allocUnsafe(FRAME_HEADER_LENGTH)
+      writeFrameHeader(header, 0, FrameTypeCode.data, id, n)
+      duplex.cork()
+      this.#write(header)
       this.#write(payload)
+      duplex.uncork()
+      return
     }
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + n)
+    writeFrameHeader(frame, 0, FrameTypeCode.data, id, n)
+    payload.copy(frame, FRAME_HEADER_LENGTH)
+    this.#write(frame)
   }
 
   #sendWindowUpdate(id: number, increment: number): void {
@@ -627,10 +577,6 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
     for (const ping of pings) ping.reject(err ?? new ConnectionClosedError('The multiplexed connection closed before the pong'))
     if (err !== null) process.nextTick(() => this.emit('error', err))
 
-    if (this.#corked) {
-      this.#corked = false
-      duplex.uncork()
-    }
     if (this.#transportClosed || transport === 'none') {
       if (this.#transportClosed) process.nextTick(() => this.#emitClose())
       return
@@ -664,49 +610,4 @@ function bindSignal(stream: MuxStream, signal: AbortSignal): void {
   if (signal.aborted) return onAbort()
   signal.addEventListener('abort', onAbort, { once: true })
   stream.once('close', () => signal.removeEventListener('abort', onAbort))
-}
-
-interface ValidatedOptions {
-  isInitiator: boolean
-  maxStreams: number
-  initialWindow: number
-  maxFrameSize: number
-  keepAliveInterval: number
-  signal: AbortSignal | undefined
-}
-
-function validateOptions(duplex: Duplex, options: StreamMuxOptions): ValidatedOptions {
-  if (
-    duplex === null ||
-    typeof duplex !== 'object' ||
-    typeof duplex.write !== 'function' ||
-    typeof duplex.on !== 'function' ||
-    typeof duplex.destroy !== 'function'
-  ) {
-    throw new InvalidArgumentError('duplex must be a Node Duplex stream')
-  }
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-  const {
-    isInitiator,
-    maxStreams = DEFAULT_MAX_STREAMS,
-    initialWindow = DEFAULT_WINDOW,
-    maxFrameSize = DEFAULT_MAX_FRAME_SIZE,
-    keepAliveInterval = 0,
-    signal,
-  } = options
-  if (typeof isInitiator !== 'boolean') throw new InvalidArgumentError('isInitiator must be a boolean')
-  checkInteger('maxStreams', maxStreams, 1, 2 ** 24)
-  checkInteger('initialWindow', initialWindow, DEFAULT_WINDOW, MAX_INITIAL_WINDOW)
-  checkInteger('maxFrameSize', maxFrameSize, 1024, MAX_FRAME_PAYLOAD)
-  if (typeof keepAliveInterval !== 'number' || !Number.isFinite(keepAliveInterval) || keepAliveInterval < 0) {
-    throw new InvalidArgumentError(`keepAliveInterval must be a non-negative number of milliseconds, got ${String(keepAliveInterval)}`)
-  }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
-  return { isInitiator, maxStreams, initialWindow, maxFrameSize, keepAliveInterval, signal }
-}
-
-function checkInteger(name: string, value: unknown, min: number, max: number): void {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`)
-  }
 }
