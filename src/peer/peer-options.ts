@@ -3,7 +3,7 @@
  * @module
  */
 import type { BeaconAddress } from '../beacon/beacon-client-options.js'
-import type { IceAgentOptions, IceGatherOptions } from '../ice/ice-agent-options.js'
+import type { StunRetransmitOptions } from '../stun/transaction.js'
 import type { Identity } from '../identity/identity.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 // Referenced from TSDoc only.
@@ -18,6 +18,76 @@ export type ConnectionPath = 'direct' | 'turn' | 'tunnel'
 
 /** Every path, in the order a connection tries them. */
 export const CONNECTION_PATHS: readonly ConnectionPath[] = Object.freeze(['direct', 'turn', 'tunnel'])
+
+/** Which host candidates a peer offers (see {@link PeerOptions.gather}). */
+export interface PeerGatherOptions {
+  /**
+   * Offer exactly these IP addresses as host candidates instead of enumerating the
+   * interfaces (labs, tests, or restricting a multi-homed machine).
+   * @default undefined (every non-internal interface address)
+   */
+  hostAddresses?: readonly string[]
+  /**
+   * Only these interface names (`eth0`, …) when enumerating.
+   * @default undefined (every interface)
+   */
+  interfaces?: readonly string[]
+  /**
+   * Address families to offer.
+   * @default ['IPv4', 'IPv6'] (as far as the socket is bound for them)
+   */
+  families?: readonly ('IPv4' | 'IPv6')[]
+  /**
+   * Offer loopback addresses (127.0.0.0/8, ::1) too.
+   * @default false
+   */
+  includeLoopback?: boolean
+  /**
+   * Offer link-local addresses (fe80::/10, 169.254.0.0/16) too.
+   * @default false
+   */
+  includeLinkLocal?: boolean
+  /**
+   * Retransmission of the STUN Binding requests for server-reflexive candidates.
+   * @default { rto: 250, rc: 4, rm: 4 }
+   */
+  stunRetransmit?: StunRetransmitOptions
+}
+
+/** ICE timing of a peer (see {@link PeerOptions.ice}); RFC 8445 names in brackets. */
+export interface PeerIceOptions {
+  /**
+   * Minimum milliseconds between two connectivity checks [Ta].
+   * @default the ICE agent's default
+   */
+  ta?: number
+  /**
+   * Retransmission of each connectivity check.
+   * @default the ICE agent's default
+   */
+  checkRetransmit?: StunRetransmitOptions
+  /**
+   * Connecting side: milliseconds to wait after the first working pair for a better one
+   * before nominating.
+   * @default the ICE agent's default
+   */
+  nominationDelay?: number
+  /**
+   * Mean interval of consent checks on the path in use, ms (RFC 7675).
+   * @default 5000
+   */
+  consentInterval?: number
+  /**
+   * The connection is dropped after this many ms without a consent answer (RFC 7675).
+   * @default 30000
+   */
+  consentTimeout?: number
+  /**
+   * Most candidate pairs checked.
+   * @default 100
+   */
+  maxPairs?: number
+}
 
 /** Options of {@link createPeer}. */
 export interface PeerOptions {
@@ -56,13 +126,13 @@ export interface PeerOptions {
    * Which host candidates to offer (tests pass exact `hostAddresses`).
    * @default {} (every non-internal interface)
    */
-  gather?: IceGatherOptions
+  gather?: PeerGatherOptions
   /**
    * ICE timing (Ta, retransmissions, nomination delay, consent intervals); each field
    * given replaces the peer's default for it.
    * @default { ta: 5, nominationDelay: 20, checkRetransmit: { rto: 100, rc: 7, rm: 16 } } and the ICE agent's defaults for the rest
    */
-  ice?: Pick<IceAgentOptions, 'ta' | 'checkRetransmit' | 'nominationDelay' | 'consentInterval' | 'consentTimeout' | 'maxPairs'>
+  ice?: PeerIceOptions
   /**
    * Milliseconds a connection attempt may take, signalling included.
    * @default 30000

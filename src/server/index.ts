@@ -40,6 +40,7 @@ export {
 export {
   CONFIG_SECTIONS,
   BEACON_OPTIONS,
+  TUNNEL_OPTIONS,
   STUN_OPTIONS,
   TURN_OPTIONS,
   LOG_OPTIONS,
@@ -66,6 +67,7 @@ export {
   type LogConfig,
   type MetricsConfig,
 } from './config.js'
+export type { TunnelConfig } from './config-options.js'
 export {
   createServerLogger,
   RotatingLogFile,

@@ -47,3 +47,4 @@ export { TunnelPeerConnector, openTunnelPeerStream } from './tunnel-peer-connect
 export type { OpenTunnelPeerStreamOptions, TunnelPeerConnectorOptions, ConnectTunnelPeerOptions } from './tunnel-peer-connector.js'
 export { TunnelSecureConnection, secureTunnelStream } from './tunnel-secure-connection.js'
 export type { SecureTunnelStreamOptions, TunnelSecureConnectionCloseOptions } from './tunnel-secure-connection.js'
+export type { WebSocketDuplex } from './websocket-duplex.js'

@@ -204,9 +204,9 @@ export class RedisTunnelState implements TunnelState {
   /**
    * Connects to Redis.
    *
-   * @throws {@link InvalidArgumentError} for a bad URL or option.
+   * @throws `InvalidArgumentError` for a bad URL or option.
    * @throws `Error` (rejects) when Redis cannot be reached.
-   * @throws {@link AbortError} (rejects) when `signal` fires first.
+   * @throws `AbortError` (rejects) when `signal` fires first.
    */
   static async connect(options: RedisTunnelStateOptions): Promise<RedisTunnelState> {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('RedisTunnelState.connect needs options')
