@@ -119,7 +119,7 @@ describe('bin/peerlink-server all --loopback with bin/peerlink doctor', () => {
   it('starts, is usable by doctor, and stops cleanly on SIGTERM', async () => {
     const server = spawn(
       process.execPath,
-      [join(root, 'bin', 'peerlink-server'), 'all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--json', '--data-dir', join(dir, 'server-data')],
+      [join(root, 'bin', 'peerlink-server'), 'all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--tunnel-port', '0', '--tunnel-http-port', '0', '--json', '--data-dir', join(dir, 'server-data')],
       { stdio: ['ignore', 'pipe', 'ignore'] },
     )
     try {

@@ -316,7 +316,7 @@ describe('bin/peerlink-server beacon', () => {
     expect(log).toContain('Beacon listening')
 
     // `all` on the same directory: the same certificate, so the same pin.
-    const again = await start(['all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--data-dir', dataDir])
+    const again = await start(['all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--tunnel-port', '0', '--tunnel-http-port', '0', '--data-dir', dataDir])
     try {
       expect(again.listening.certificateHash).toBe(hash)
       expect(again.listening.beacon.spec).toBe(`127.0.0.1:${again.listening.beacon.port}#${hash}`)

@@ -99,7 +99,7 @@ describe('bin/peerlink-server: the data directory', () => {
     const log = await readFile(join(dataDir, 'logs', 'peerlink-server.log'), 'utf8')
     expect(log.match(/"msg":"created"/g)).toHaveLength(6)
 
-    const second = await start(['all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--data-dir', dataDir])
+    const second = await start(['all', '--loopback', '--beacon-port', '0', '--stun-port', '0', '--turn-port', '0', '--turns-port', '0', '--tunnel-port', '0', '--tunnel-http-port', '0', '--data-dir', dataDir])
     expect(second.listening.certificateHash).toBe(hash)
     expect(await second.stop('SIGINT')).toBe(0)
     const log2 = await readFile(join(dataDir, 'logs', 'peerlink-server.log'), 'utf8')
@@ -194,13 +194,14 @@ describe('bin/peerlink-server: TURN', () => {
     expect(server.stderr()).not.toContain(server.listening.turn.secret)
   })
 
-  it('all --loopback runs the Beacon, TURN and the RFC 5780 STUN server beside it', async () => {
-    const server = await start(['all', '--loopback', '--beacon-port', '0', '--turn-port', '0', '--turns-port', '0', '--stun-port', '0', '--data-dir', join(dir, 'data')])
+  it('all --loopback runs the Beacon, TURN, the RFC 5780 STUN server beside it and the tunnel', async () => {
+    const server = await start(['all', '--loopback', '--beacon-port', '0', '--turn-port', '0', '--turns-port', '0', '--stun-port', '0', '--tunnel-port', '0', '--tunnel-http-port', '0', '--data-dir', join(dir, 'data')])
     try {
       expect(server.listening.stun.rfc5780).toBe(true)
       expect(server.listening.turn.urls).toHaveLength(3)
       expect(server.listening.stun.url).not.toBe(server.listening.turn.stunUrl)
       expect(server.listening.beacon.spec).toBe(`127.0.0.1:${server.listening.beacon.port}#${server.listening.certificateHash}`)
+      expect(server.listening.tunnel.url).toBe(`wss://127.0.0.1:${server.listening.tunnel.controlPort}#${server.listening.certificateHash}`)
     } finally {
       expect(await server.stop()).toBe(0)
     }
@@ -243,18 +244,32 @@ describe('bin/peerlink-server: failures', () => {
   })
 
   it('usage errors exit 2', async () => {
-    for (const args of [['nonsense'], ['tunnel'], ['beacon', '--beacon-port', '4264x'], ['stun', '--stun-port', '99999'], ['turn', '--turns-port', '-1'], ['stun', '--no-such-option'], []]) {
-      const { code, stderr, stdout } = await runToExit(args)
+    const bad = [
+      ['nonsense'],
+      ['beacon', '--beacon-port', '4264x'],
+      ['stun', '--stun-port', '99999'],
+      ['turn', '--turns-port', '-1'],
+      ['tunnel', '--tunnel-port', '70000'],
+      ['tunnel', '--tunnel-http-port', 'x'],
+      ['tunnel', '--tunnel-ports', '20000-'],
+      ['stun', '--no-such-option'],
+      [],
+    ]
+    // Concurrently: each is a Node start-up, slow on a busy CI machine.
+    const results = await Promise.all(bad.map((args) => runToExit(args)))
+    bad.forEach((args, i) => {
+      const { code, stderr, stdout } = results[i]!
       expect(code).toBe(2)
       if (args.length > 0) expect(stderr).toMatch(/^peerlink-server: .*\nRun 'peerlink-server --help' for usage\.\n$/)
-      else expect(stdout).toMatch(/^Usage: peerlink-server all\|beacon\|stun\|turn/)
-    }
+      else expect(stdout).toMatch(/^Usage: peerlink-server all\|beacon\|stun\|turn\|tunnel /)
+    })
     const help = await runToExit(['--help'])
     expect(help.code).toBe(0)
     expect(help.stdout).toContain('--data-dir DIR')
+    expect(help.stdout).toContain('--tunnel-port PORT')
     // Nothing was written for usage errors.
     expect(await readdir(dir)).toEqual([])
-  })
+  }, 60_000)
 })
 
 describe('main() in-process', () => {
