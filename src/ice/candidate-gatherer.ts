@@ -80,6 +80,15 @@ export interface CandidateGathererOptions {
    * @default { rto: 250, rc: 4, rm: 4 } (gives up after about 3.75 s)
    */
   stunRetransmit?: StunRetransmitOptions
+  /**
+   * Server-reflexive candidates already learnt on this socket (by an earlier gathering):
+   * emitted right after the host candidates, so that they can be signalled at once.
+   * `stunServers` are still asked; a mapping that differs is emitted when its answer
+   * comes. Give no `stunServers` to rely on these alone. Candidates of another port or
+   * family are ignored.
+   * @default []
+   */
+  reflexive?: readonly LocalCandidate[]
 }
 
 /** How asking one STUN server went (see {@link CandidateGatherer.gather}). */
@@ -184,6 +193,12 @@ export class CandidateGatherer extends EventEmitter<CandidateGathererEvents> {
       // was sent from; with one wildcard socket, the most preferred host address per family.
       if (!baseByFamily.has(family)) baseByFamily.set(family, candidate)
       this.#emit(candidate)
+    }
+    for (const known of this.#options.reflexive ?? []) {
+      const family = ipFamily(known.address)
+      if (known.type !== 'srflx' || known.base.port !== local.port || family === undefined || !families.has(family)) continue
+      const key = addressKey(known.address, known.port)
+      if (!this.#candidates.some((c) => addressKey(c.address, c.port) === key)) this.#emit(known)
     }
 
     const servers = this.#options.stunServers ?? []

@@ -26,11 +26,20 @@ export interface IceAddress {
  */
 export function canonicalHost(host: string): string | undefined {
   if (typeof host !== 'string') return undefined
+  // Every check, answer and candidate goes through here with the same few addresses.
+  const cached = canonicalCache.get(host)
+  if (cached !== undefined) return cached
   const normal = normalizeIp(host)
   if (normal === undefined) return undefined
-  if (normal.startsWith('::ffff:') && normal.includes('.')) return normal.slice(7)
-  return normal
+  const canonical = normal.startsWith('::ffff:') && normal.includes('.') ? normal.slice(7) : normal
+  if (canonicalCache.size >= CANONICAL_CACHE_SIZE) canonicalCache.clear()
+  canonicalCache.set(host, canonical)
+  return canonical
 }
+
+/** Recently canonicalised IP literals (a pure function's results; bounded). */
+const canonicalCache = new Map<string, string>()
+const CANONICAL_CACHE_SIZE = 512
 
 /** The family of an IP literal, or `undefined` if it is not one. */
 export function ipFamily(host: string): IpFamily | undefined {
@@ -65,4 +74,26 @@ export function isLinkLocalAddress(host: string): boolean {
 export function isUnspecifiedAddress(host: string): boolean {
   const canonical = canonicalHost(host)
   return canonical === '0.0.0.0' || canonical === '::'
+}
+
+/**
+ * Whether `remote`, a private address (RFC 1918 10/8, 172.16/12, 192.168/16; RFC 6598
+ * 100.64/10; RFC 4193 fc00::/7), lies outside the network of each of `locals` (same /24
+ * for IPv4, same /64 for IPv6): a host candidate of another private network, which
+ * usually cannot be reached (its packets leave by the default route and die).
+ */
+export function isForeignPrivateAddress(remote: string, locals: readonly string[]): boolean {
+  const r = parseIp(canonicalHost(remote) ?? '')
+  if (r === undefined) return false
+  const b = r.bytes
+  const isPrivate =
+    r.family === 'IPv4'
+      ? b[0] === 10 || (b[0] === 172 && ((b[1] as number) & 0xf0) === 16) || (b[0] === 192 && b[1] === 168) || (b[0] === 100 && ((b[1] as number) & 0xc0) === 64)
+      : ((b[0] as number) & 0xfe) === 0xfc
+  if (!isPrivate) return false
+  const prefix = r.family === 'IPv4' ? 3 : 8
+  return !locals.some((local) => {
+    const l = parseIp(canonicalHost(local) ?? '')
+    return l !== undefined && l.family === r.family && l.bytes.subarray(0, prefix).every((x, i) => x === b[i])
+  })
 }

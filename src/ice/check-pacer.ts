@@ -14,6 +14,7 @@ export class CheckPacer {
   readonly #ta: number
   readonly #send: () => boolean
   #timer: ReturnType<typeof setTimeout> | undefined
+  #immediate: ReturnType<typeof setImmediate> | undefined
   #lastSent = -Infinity
   #stopped = false
 
@@ -29,20 +30,25 @@ export class CheckPacer {
 
   /** There may be a check to send: send it now if Ta has passed, else when it has. */
   kick(): void {
-    if (this.#stopped || this.#timer !== undefined) return
-    const delay = Math.max(0, this.#lastSent + this.#ta - performance.now())
-    this.#timer = setTimeout(this.#tick, delay)
+    if (this.#stopped || this.#timer !== undefined || this.#immediate !== undefined) return
+    const delay = this.#lastSent + this.#ta - performance.now()
+    // Due now: on the next turn of the event loop (a 0 ms timer waits at least 1 ms).
+    if (delay <= 0) this.#immediate = setImmediate(this.#tick)
+    else this.#timer = setTimeout(this.#tick, delay)
   }
 
   /** Stops for good (clears the timer). */
   stop(): void {
     this.#stopped = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
+    if (this.#immediate !== undefined) clearImmediate(this.#immediate)
     this.#timer = undefined
+    this.#immediate = undefined
   }
 
   readonly #tick = (): void => {
     this.#timer = undefined
+    this.#immediate = undefined
     if (this.#stopped) return
     if (this.#send()) {
       this.#lastSent = performance.now()

@@ -18,7 +18,7 @@ import { InvalidArgumentError, type IcePairOutcome } from '../errors.js'
 import type { IceFailedError } from '../errors.js'
 import { candidateAddressKey, candidateFamily, describeCandidate, type IceCandidate, type LocalCandidate } from './candidate.js'
 import { CandidatePair, comparePairs, type PairStateListener } from './candidate-pair.js'
-import { addressKey, isLinkLocalAddress } from './canonical-address.js'
+import { addressKey, isForeignPrivateAddress, isLinkLocalAddress } from './canonical-address.js'
 import type { IceRole } from './ice-role.js'
 
 /** Options of {@link Checklist}. */
@@ -225,13 +225,19 @@ export class Checklist {
    * triggered-check queue; else the highest-priority Waiting pair; else the
    * highest-priority Frozen pair whose foundation has no Waiting or In-Progress pair, made
    * Waiting. The caller moves it to In-Progress.
+   *
+   * A pair whose remote is a host candidate of another private network (see
+   * `isForeignPrivateAddress`: the peer's LAN address, which a peer elsewhere cannot
+   * reach) is checked after the other Waiting pairs rather than first, so that the pair
+   * that works does not wait Ta behind one that never answers. It is still checked, and
+   * still preferred by priority if it answers.
    */
   next(): CandidatePair | undefined {
     while (this.#triggered.length > 0) {
       const pair = this.#triggered.shift() as CandidatePair
       if (pair.state === 'waiting') return pair
     }
-    const waiting = this.#pairs.find((p) => p.state === 'waiting')
+    const waiting = this.#pairs.find((p) => p.state === 'waiting' && !this.isUnlikelyPair(p)) ?? this.#pairs.find((p) => p.state === 'waiting')
     if (waiting !== undefined) return waiting
     for (const pair of this.#pairs) {
       if (pair.state !== 'frozen') continue
@@ -241,6 +247,19 @@ export class Checklist {
       }
     }
     return undefined
+  }
+
+  /**
+   * Whether the pair's remote is a host candidate of another private network
+   * (`isForeignPrivateAddress` against our host candidates): usually unreachable, so it
+   * is checked last and nomination does not wait for it.
+   */
+  isUnlikelyPair(pair: CandidatePair): boolean {
+    if (pair.remote.type !== 'host') return false
+    return isForeignPrivateAddress(
+      pair.remote.address,
+      this.#local.filter((c) => c.type === 'host').map((c) => c.address),
+    )
   }
 
   /** RFC 8445 §7.2.5.3.3: a pair succeeded, so Frozen pairs of its foundation become Waiting. */

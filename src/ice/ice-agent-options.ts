@@ -26,7 +26,7 @@ export type IceAgentState = 'new' | 'gathering' | 'checking' | 'connected' | 'fa
 /** Host-candidate options passed through to the gatherer. */
 export type IceGatherOptions = Pick<
   CandidateGathererOptions,
-  'hostAddresses' | 'interfaces' | 'families' | 'includeLoopback' | 'includeLinkLocal' | 'networkInterfaces' | 'stunRetransmit'
+  'hostAddresses' | 'interfaces' | 'families' | 'includeLoopback' | 'includeLinkLocal' | 'networkInterfaces' | 'stunRetransmit' | 'reflexive'
 >
 
 /** Options of {@link IceAgent}. */

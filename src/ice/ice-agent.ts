@@ -76,6 +76,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #options: IceAgentOptions
   readonly #retransmit: { rto: number; rc: number; rm: number }
   readonly #inFlight = new Map<CandidatePair, InFlight>()
+  /** Pairs whose check was cancelled and re-sent while younger than Ta (once per pair). */
+  readonly #retriggeredYoung = new WeakSet<CandidatePair>()
   readonly #deferred: { check: IncomingCheck; source: { address: string; port: number } }[] = []
   readonly #unsubscribe: () => void
   readonly #dualStack: boolean
@@ -437,12 +439,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const answer = answerCheckRequest(message, source, this.#local, this.#role, this.#tieBreaker)
     if (answer.kind === 'ignore') return
     if (answer.kind === 'accept' && answer.switchRole) this.#switchRole() // RFC 8445 §7.3.1.1
-    this.#send(answer.response, source)
+    // Act on the check before answering it: a nomination selects the pair first, so a
+    // 'selected' listener is set up on the path (a udx stream listening) before the
+    // answer lets the controlling peer select and send its first packet on it.
     if (answer.kind === 'accept' && !this.#processCheck(answer.check, source) && this.#deferred.length < MAX_DEFERRED_CHECKS) {
       // RFC 8445 §7.3: a check can arrive before the peer's credentials (or before our
       // own candidates): answer it now, act on it when they are here.
       this.#deferred.push({ check: answer.check, source })
     }
+    this.#send(answer.response, source)
   }
 
   #processDeferredChecks(): void {
@@ -480,7 +485,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       const flight = this.#inFlight.get(pair)
       // Cancel a check outstanding for longer than Ta and check again at once (its
       // retransmissions may be minutes apart; the peer's check just opened the path).
-      if (flight !== undefined && !flight.nominating && performance.now() - flight.startedAt >= (this.#options.ta ?? 50)) {
+      // A younger one may have been dropped by the peer's NAT just before the peer's own
+      // check opened it (the hole punch): re-send it too, but only once per pair, or two
+      // agents re-sending on each other's checks could cancel every answer forever.
+      const young = flight !== undefined && performance.now() - flight.startedAt < (this.#options.ta ?? 50)
+      if (flight !== undefined && !flight.nominating && (!young || !this.#retriggeredYoung.has(pair))) {
+        if (young) this.#retriggeredYoung.add(pair)
         flight.controller.abort()
         this.#inFlight.delete(pair)
         pair.setState('waiting')

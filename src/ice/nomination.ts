@@ -45,9 +45,9 @@ export interface ControllingNominationOptions {
    * still being checked before nominating the best valid pair. A valid pair with no
    * pending pair above it is nominated at once; so is one whose higher-priority pairs
    * are all in progress with a check unanswered for longer than
-   * {@link STALE_CHECK_RTT_FACTOR} × the valid pair's round trip (+1 ms): they had more
-   * time than the valid pair needed and did not answer (typically host candidates of
-   * another network, which never answer).
+   * {@link STALE_CHECK_RTT_FACTOR} × the valid pair's round trip (+1 ms) — they had more
+   * time than the valid pair needed and did not answer — or go to host candidates of
+   * another private network (`Checklist.isUnlikelyPair`), which almost never answer.
    * @default 50
    */
   nominationDelay?: number
@@ -134,6 +134,7 @@ export class ControllingNomination implements NominationStrategy {
     let until = -Infinity
     for (const pair of this.#context.checklist.pairs) {
       if (pair.priority <= best.priority) break
+      if (this.#context.checklist.isUnlikelyPair(pair)) continue
       if (pair.state === 'frozen' || pair.state === 'waiting') return Infinity
       if (pair.state !== 'in-progress') continue
       if (pair.lastCheckAt === undefined) return Infinity

@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto'
 import type { BeaconSet } from '../beacon/beacon-set.js'
 import type { IncomingSignal } from '../beacon/beacon-client-options.js'
+import type { MuxStream } from '../connection/mux-stream.js'
 import { StreamMux } from '../connection/stream-mux.js'
 import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerNotFoundError, PeerlinkError } from '../errors.js'
 import { formatCandidate } from '../ice/candidate-codec.js'
@@ -30,7 +31,7 @@ import type { IceAgentOptions, IceGatherOptions, IceSelection } from '../ice/ice
 import type { Identity } from '../identity/identity.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 import type { PeerSocket } from '../transport/peer-socket.js'
-import { openSecureConnection } from '../transport/secure-connection.js'
+import { type SecureConnection, openSecureConnection } from '../transport/secure-connection.js'
 import {
   type SessionDescription,
   MAX_SIGNAL_CANDIDATES,
@@ -43,7 +44,8 @@ import {
 } from './connect-signal.js'
 import { MAIN_STREAM_LABEL, PeerConnection } from './peer-connection.js'
 import type { AttemptEvent, ConnectionInfo } from './peer-options.js'
-import type { ReflexiveCache } from './reflexive-cache.js'
+import { REFLEXIVE_FRESH_MS, type ReflexiveCache } from './reflexive-cache.js'
+import { remoteKeyOf } from './remote-key.js'
 
 /** Bytes of a session id. */
 export const SESSION_ID_BYTES = 16
@@ -102,6 +104,8 @@ export class ConnectAttempt {
   readonly #started = performance.now()
   readonly #controller = new AbortController()
   readonly #outgoing: string[] = []
+  /** The cached server-reflexive candidates this attempt started with. */
+  readonly #remembered: ReadonlySet<LocalCandidate>
   /** Transport addresses of the local candidates signalled so far. */
   readonly #signalled = new Set<string>()
   #outgoingEnd = false
@@ -111,6 +115,8 @@ export class ConnectAttempt {
   /** Remote candidate batches that came before the offer/answer. */
   readonly #early: Uint8Array[] = []
   #finished = false
+  /** The key the remote must prove (decoded from its PeerId while the network works). */
+  #expectedKey: Uint8Array | undefined
   #remoteResolve: (() => void) | undefined
   readonly #remoteKnown: Promise<void>
 
@@ -120,18 +126,24 @@ export class ConnectAttempt {
     this.initiator = initiator
     this.session = session ?? new Uint8Array(randomBytes(SESSION_ID_BYTES))
     this.#localStream = ctx.socket.allocateStreamId()
+    // Our public mappings as last seen go out with the offer/answer rather than one STUN
+    // round trip later; learnt a moment ago, they are not asked for again at all.
+    const fresh = ctx.reflexive.candidates(REFLEXIVE_FRESH_MS)
+    const known = fresh.length > 0 ? fresh : ctx.reflexive.candidates()
+    this.#remembered = new Set(known)
     this.#agent = new IceAgent({
       ...PEER_ICE_DEFAULTS,
       ...ctx.ice,
       socket: ctx.socket,
       role: initiator ? 'controlling' : 'controlled',
-      stunServers: ctx.stunServers,
-      gather: ctx.gather,
+      stunServers: fresh.length > 0 ? [] : ctx.stunServers,
+      gather: { ...ctx.gather, reflexive: known },
       signal: this.#controller.signal,
     })
     this.#remoteKnown = new Promise((resolve) => (this.#remoteResolve = resolve))
     this.#agent.on('candidate', this.#onLocalCandidate)
     this.#agent.on('end-of-candidates', this.#onLocalEnd)
+    this.#agent.on('selected', this.#onSelected)
   }
 
   /** Milliseconds since the attempt started. */
@@ -159,10 +171,10 @@ export class ConnectAttempt {
       void this.#agent.gather({ signal: this.#controller.signal }).catch(() => {
         // Gathering failures (a STUN server not answering) leave the host candidates.
       })
-      // Our public mappings as last seen go out with the offer/answer, not one STUN
-      // round trip later (the gathering just started trickles only what changed).
-      for (const candidate of this.#ctx.reflexive.candidates()) this.#queueLocal(candidate)
       this.#scheduleFlush()
+      // Decoding the PeerId costs about half a millisecond: do it after the offer/answer
+      // went out, while the signalling and the checks are in flight.
+      setImmediate(() => (this.#expectedKey ??= remoteKeyOf(this.peerId)))
       if (this.initiator) await abortable(this.#remoteKnown, this.#controller.signal)
       const selection = await this.#agent.connect({ signal: this.#controller.signal, timeout: options.timeout })
       const iceMs = this.elapsed
@@ -172,6 +184,8 @@ export class ConnectAttempt {
       return connection
     } catch (err) {
       const error = this.#failure(err, signal, options.signal, timeoutSignal)
+      // No path: our remembered public mappings may be what went wrong.
+      if (error instanceof ConnectFailedError) this.#ctx.reflexive.forget()
       this.#emit('failed', { code: error instanceof PeerlinkError ? error.code : 'ERR_INTERNAL', message: error.message })
       this.#abandon(error)
       throw error
@@ -181,23 +195,47 @@ export class ConnectAttempt {
     }
   }
 
-  async #secure(selection: IceSelection, iceMs: number): Promise<PeerConnection> {
+  /**
+   * Opens the secure connection on the selected pair the moment ICE selects it, from
+   * the agent's synchronous `selected` event: on the listening side that is before the
+   * nomination is answered, so our udx stream already listens when the connecting side's
+   * first handshake packet comes (a packet for a stream that does not exist yet is
+   * dropped, and udx retransmits it only after a second).
+   */
+  readonly #onSelected = (selection: IceSelection): void => {
     const remote = this.#remote
-    if (remote === undefined) throw new ConnectFailedError('No offer/answer from the peer')
-    const handshakeStart = performance.now()
-    const secure = await openSecureConnection({
-      socket: this.#ctx.socket,
-      remote: { host: selection.remote.address, port: selection.remote.port },
-      localStreamId: this.#localStream,
-      remoteStreamId: remote.stream,
-      isInitiator: this.initiator,
-      keyPair: this.#ctx.identity.keyPair,
-      expectedPeerId: this.peerId,
-      handshakeTimeout: this.#ctx.handshakeTimeout,
-      signal: this.#controller.signal,
-    })
+    if (this.#securing !== undefined || this.#finished || remote === undefined) return
+    const started = performance.now()
+    let promise: Promise<SecureConnection>
+    try {
+      promise = openSecureConnection({
+        socket: this.#ctx.socket,
+        remote: { host: selection.remote.address, port: selection.remote.port },
+        localStreamId: this.#localStream,
+        remoteStreamId: remote.stream,
+        isInitiator: this.initiator,
+        keyPair: this.#ctx.identity.keyPair,
+        expectedRemotePublicKey: (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+        handshakeTimeout: this.#ctx.handshakeTimeout,
+        signal: this.#controller.signal,
+      })
+    } catch (err) {
+      promise = Promise.reject(err)
+    }
+    // Awaited by #secure; an attempt that ends first never gets there.
+    promise.catch(() => {})
+    this.#securing = { promise, started }
+  }
+
+  async #secure(selection: IceSelection, iceMs: number): Promise<PeerConnection> {
+    this.#onSelected(selection)
+    const securing = this.#securing
+    if (securing === undefined) throw new ConnectFailedError('No offer/answer from the peer')
+    const secure = await securing.promise
+    const handshakeStart = securing.started
     const mux = new StreamMux(secure, { isInitiator: this.initiator })
-    const main = this.initiator ? mux.openStream({ label: MAIN_STREAM_LABEL }) : await firstMainStream(mux, this.#controller.signal)
+    const opened = this.initiator ? { main: mux.openStream({ label: MAIN_STREAM_LABEL }), early: [], stop: () => {} } : await firstMainStream(mux, this.#controller.signal)
+    const main = opened.main
     const info: ConnectionInfo = {
       remotePeerId: this.peerId,
       initiator: this.initiator,
@@ -210,10 +248,13 @@ export class ConnectAttempt {
     }
     const agent = this.#agent
     this.#keepAgent = true
-    return new PeerConnection({ mux, secure, agent, main, info, onClose: () => agent.close() })
+    const connection = new PeerConnection({ mux, secure, agent, main, early: opened.early, info, onClose: () => agent.close() })
+    opened.stop()
+    return connection
   }
 
   #keepAgent = false
+  #securing: { promise: Promise<SecureConnection>; started: number } | undefined
 
   /** A signal for this attempt from the other peer. */
   onSignal(signal: IncomingSignal): void {
@@ -276,7 +317,8 @@ export class ConnectAttempt {
   }
 
   readonly #onLocalCandidate = (candidate: LocalCandidate): void => {
-    this.#ctx.reflexive.learn(candidate)
+    // Only what a STUN server just told us renews the cache, not what it gave us.
+    if (!this.#remembered.has(candidate)) this.#ctx.reflexive.learn(candidate)
     this.#queueLocal(candidate)
   }
 
@@ -354,7 +396,10 @@ export class ConnectAttempt {
     this.#finished = true
     this.#agent.off('candidate', this.#onLocalCandidate)
     this.#agent.off('end-of-candidates', this.#onLocalEnd)
+    this.#agent.off('selected', this.#onSelected)
     if (!this.#keepAgent) {
+      // A session that got verified after all is not ours to keep.
+      this.#securing?.promise.then((secure) => secure.destroy(), () => {})
       this.#controller.abort(new AbortError('The connection attempt ended'))
       this.#agent.close()
       this.#ctx.socket.releaseStreamId(this.#localStream)
@@ -389,14 +434,23 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   })
 }
 
-/** The listening side's main stream: the first stream the connecting side opens. */
-function firstMainStream(mux: StreamMux, signal: AbortSignal): Promise<import('../connection/mux-stream.js').MuxStream> {
+/**
+ * The listening side's main stream: the one the connecting side opens with
+ * {@link MAIN_STREAM_LABEL}. Streams that arrive after it, before the connection takes
+ * over the `stream` event (the same data chunk can carry their open frames), are kept
+ * in `early`; `stop()` ends the collecting.
+ */
+function firstMainStream(mux: StreamMux, signal: AbortSignal): Promise<{ main: MuxStream; early: MuxStream[]; stop: () => void }> {
   return abortable(
     new Promise((resolve, reject) => {
-      const onStream = (stream: import('../connection/mux-stream.js').MuxStream): void => {
-        if (stream.label !== MAIN_STREAM_LABEL) return
-        mux.off('stream', onStream)
-        resolve(stream)
+      let main: MuxStream | undefined
+      const early: MuxStream[] = []
+      const onStream = (stream: MuxStream): void => {
+        if (main !== undefined) early.push(stream)
+        else if (stream.label === MAIN_STREAM_LABEL) {
+          main = stream
+          resolve({ main, early, stop: () => mux.off('stream', onStream) })
+        }
       }
       mux.on('stream', onStream)
       mux.once('close', () => reject(new ConnectFailedError('The session closed before the main stream opened')))

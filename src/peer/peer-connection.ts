@@ -37,6 +37,8 @@ export interface PeerConnectionParts {
   secure: SecureConnection
   agent: IceAgent | undefined
   main: MuxStream
+  /** Streams the remote opened before the connection existed (emitted as `stream` soon after). */
+  early?: readonly MuxStream[]
   info: ConnectionInfo
   onClose: () => void
 }
@@ -85,6 +87,13 @@ export class PeerConnection extends Duplex {
       if (!this.destroyed && !main.readableEnded) this.destroy(new ConnectionClosedError('The connection closed'))
     })
     parts.mux.on('stream', (stream) => this.emit('stream', stream))
+    if (parts.early !== undefined && parts.early.length > 0) {
+      // After whoever receives this connection has had the chance to listen.
+      const early = [...parts.early]
+      setImmediate(() => {
+        for (const stream of early) if (!stream.destroyed) this.emit('stream', stream)
+      })
+    }
     parts.mux.once('error', (err: Error) => this.destroy(err))
     parts.mux.once('close', () => {
       if (!this.destroyed) this.destroy()

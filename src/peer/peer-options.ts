@@ -57,19 +57,22 @@ export interface PeerGatherOptions {
 /** ICE timing of a peer (see {@link PeerOptions.ice}); RFC 8445 names in brackets. */
 export interface PeerIceOptions {
   /**
-   * Minimum milliseconds between two connectivity checks [Ta].
-   * @default the ICE agent's default
+   * Minimum milliseconds between two connectivity checks [Ta] (RFC 8445 §14.2: at least 5).
+   * @default 5
    */
   ta?: number
   /**
-   * Retransmission of each connectivity check.
-   * @default the ICE agent's default
+   * Retransmission of each connectivity check: a lost check is sent again after `rto`
+   * ms, doubling; a pair without answer fails after about 7.9 s.
+   * @default { rto: 100, rc: 7, rm: 16 }
    */
   checkRetransmit?: StunRetransmitOptions
   /**
-   * Connecting side: milliseconds to wait after the first working pair for a better one
-   * before nominating.
-   * @default the ICE agent's default
+   * Connecting side: at most this many milliseconds to wait after the first working pair
+   * for a better one still unchecked before nominating (checks unanswered for longer than
+   * the working pair's round trip, and host candidates of other private networks, are
+   * not waited for).
+   * @default 20
    */
   nominationDelay?: number
   /**

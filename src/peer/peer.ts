@@ -9,13 +9,13 @@ import { BeaconSet } from '../beacon/beacon-set.js'
 import type { IncomingSignal } from '../beacon/beacon-client-options.js'
 import { AbortError, ConnectFailedError, InvalidArgumentError, SocketClosedError, throwIfAborted } from '../errors.js'
 import { type Identity, createIdentity } from '../identity/identity.js'
-import { isPeerId } from '../identity/peer-id.js'
 import { parseBeaconSpec, parseStunSpec } from '../server-spec.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 import { PeerSocket } from '../transport/peer-socket.js'
 import { type AttemptContext, ConnectAttempt, SESSION_ID_BYTES } from './connect-attempt.js'
 import type { PeerConnection } from './peer-connection.js'
 import { ReflexiveCache } from './reflexive-cache.js'
+import { remoteKeyOf } from './remote-key.js'
 import { CONNECTION_PATHS, type ConnectOptions, type ListenOptions, type PeerEvents, type PeerOptions } from './peer-options.js'
 
 const DEFAULT_CONNECT_TIMEOUT = 30_000
@@ -163,7 +163,7 @@ export class Peer extends EventEmitter<PeerEvents> {
    */
   async connect(peerId: string, options: ConnectOptions = {}): Promise<PeerConnection> {
     this.#assertOpen()
-    if (!isPeerId(peerId)) throw new InvalidArgumentError('peerId must be a PeerId string (12D3Koo…)')
+    if (!isPeerIdCached(peerId)) throw new InvalidArgumentError('peerId must be a PeerId string (12D3Koo…)')
     if (peerId === this.peerId) throw new InvalidArgumentError('A peer cannot connect to itself')
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
     const timeout = positive(options.timeout, this.#connectTimeout, 'timeout')
@@ -282,6 +282,17 @@ export class Peer extends EventEmitter<PeerEvents> {
       this.emit('close')
     })()
     return this.#closing
+  }
+}
+
+/** Whether `value` is a PeerId (decoded through the cache the attempt then uses). */
+function isPeerIdCached(value: unknown): value is string {
+  if (typeof value !== 'string') return false
+  try {
+    remoteKeyOf(value)
+    return true
+  } catch {
+    return false
   }
 }
 

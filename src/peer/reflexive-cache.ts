@@ -28,6 +28,14 @@ import { peerSocketEndpoint } from '../transport/peer-socket-endpoint.js'
  */
 export const REFLEXIVE_TTL_MS = 60_000
 
+/**
+ * Milliseconds during which a learnt mapping is trusted without asking the STUN servers
+ * again: an attempt then signals it with its host candidates and end-of-candidates in
+ * one message (no STUN round trip, no trickled candidate). An attempt that fails forgets
+ * the cache, so that a mapping that changed (a NAT restarted) costs one attempt at most.
+ */
+export const REFLEXIVE_FRESH_MS = 15_000
+
 /** Recent server-reflexive candidates of one peer socket (see the module notes). */
 export class ReflexiveCache {
   readonly #socket: PeerSocket
@@ -43,15 +51,20 @@ export class ReflexiveCache {
     this.#gather = gather
   }
 
-  /** The server-reflexive candidates learnt in the last {@link REFLEXIVE_TTL_MS} ms. */
-  candidates(): LocalCandidate[] {
-    const oldest = performance.now() - REFLEXIVE_TTL_MS
+  /** The server-reflexive candidates learnt in the last `maxAgeMs` ms (at most {@link REFLEXIVE_TTL_MS}). */
+  candidates(maxAgeMs = REFLEXIVE_TTL_MS): LocalCandidate[] {
+    const now = performance.now()
     const fresh: LocalCandidate[] = []
     for (const [key, entry] of this.#entries) {
-      if (entry.at < oldest) this.#entries.delete(key)
-      else fresh.push(entry.candidate)
+      if (entry.at < now - REFLEXIVE_TTL_MS) this.#entries.delete(key)
+      else if (entry.at >= now - maxAgeMs) fresh.push(entry.candidate)
     }
     return fresh
+  }
+
+  /** Forgets every mapping (an attempt failed: they may be stale). */
+  forget(): void {
+    this.#entries.clear()
   }
 
   /** Records a candidate an attempt gathered (only server-reflexive ones are kept). */

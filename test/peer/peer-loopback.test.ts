@@ -83,6 +83,54 @@ describe('Peer over loopback', () => {
     incoming.destroy()
   })
 
+  it('delivers the bytes and streams the listener sends at once, with the connection', async () => {
+    let incoming: PeerConnection | undefined
+    listener.once('connection', (connection: PeerConnection) => {
+      incoming = connection
+      connection.write('hello from the listener')
+      for (const n of [1, 2]) {
+        const stream = connection.openStream({ label: `from-listener-${n}` })
+        stream.on('error', () => {}) // reset when the connection closes before the dialer ends its side
+        stream.end(`stream ${n}`)
+      }
+    })
+    const conn = await dialer.connect(listener.peerId, { timeout: 10_000 })
+    // Listen only after connect() resolved: streams opened meanwhile are not lost.
+    const streams: Promise<string>[] = []
+    conn.on('stream', (stream) => {
+      stream.end()
+      streams.push(readAll(stream).then((data) => `${stream.label}=${data.toString()}`))
+    })
+    const [first] = (await once(conn, 'data')) as [Buffer]
+    expect(first.toString()).toBe('hello from the listener')
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    expect((await Promise.all(streams)).sort()).toEqual(['from-listener-1=stream 1', 'from-listener-2=stream 2'])
+    await Promise.all([conn.close({ timeout: 2_000 }), incoming?.close({ timeout: 2_000 })])
+  })
+
+  it('hands the listener every stream the connector opens the moment it is connected', async () => {
+    let accepted: PeerConnection | undefined
+    const labels = new Promise<string[]>((resolve) => {
+      listener.once('connection', (incoming: PeerConnection) => {
+        accepted = incoming
+        const seen: string[] = []
+        incoming.on('stream', (stream) => {
+          seen.push(stream.label)
+          stream.resume()
+          stream.end()
+          if (seen.length === 3) resolve(seen)
+        })
+      })
+    })
+    const conn = await dialer.connect(listener.peerId, { timeout: 10_000 })
+    // Opened in the same tick as the main stream's open: their frames can share a packet.
+    for (const label of ['a', 'b', 'c']) conn.openStream({ label }).end(label)
+    expect((await labels).sort()).toEqual(['a', 'b', 'c'])
+    conn.end()
+    accepted?.end()
+    await Promise.all([conn.close({ timeout: 2_000 }), accepted?.close({ timeout: 2_000 })])
+  })
+
   it('rejects a peer that is not registered quickly with ERR_PEER_NOT_FOUND', async () => {
     const stranger = createIdentity().peerId
     await expect(dialer.connect(stranger, { timeout: 5_000 })).rejects.toMatchObject({ code: 'ERR_PEER_NOT_FOUND' })
