@@ -61,6 +61,16 @@ function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
 }
 
+/** GC pauses of several processes: counts and total added, the longest pause kept. */
+function sumGc(list) {
+  return {
+    minor: list.reduce((n, g) => n + g.minor, 0),
+    major: list.reduce((n, g) => n + g.major, 0),
+    pauseMsTotal: round(list.reduce((n, g) => n + g.pauseMsTotal, 0), 1),
+    pauseMsMax: round(Math.max(0, ...list.map((g) => g.pauseMsMax)), 1),
+  }
+}
+
 const loadBefore = os.loadavg()
 const { cert, key, hash } = createSelfSignedCertificate()
 const servers = []
@@ -132,6 +142,8 @@ try {
         beaconCpuUsPerIntroduction: round((serverCpuMs * 1000) / Math.max(1, latencies.length), 1),
         beaconSystemCpuShare: round(cpuAfter.reduce((n, s, i) => n + s.systemMs - cpuBefore[i].systemMs, 0) / Math.max(1, serverCpuMs)),
         peersCpuUsPerIntroduction: round((results.reduce((n, r) => n + r.cpuMs, 0) * 1000) / Math.max(1, latencies.length), 1),
+        beaconGc: sumGc(cpuAfter.map((c) => c.gc)),
+        peersGc: sumGc(results.map((r) => r.gc)),
       }
       introductions.push(entry)
       log(JSON.stringify(entry))

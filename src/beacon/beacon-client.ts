@@ -9,7 +9,7 @@
  * @module
  */
 import { EventEmitter } from 'node:events'
-import type { SecureContext } from 'node:tls'
+import type { SecureContext, TLSSocket } from 'node:tls'
 import type WebSocket from 'ws'
 import { AbortError, BeaconProtocolError, BeaconUnavailableError, InvalidArgumentError, throwIfAborted } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
@@ -29,16 +29,19 @@ import { beaconTopicKey } from './beacon-auth.js'
 import { beaconSecureContext, connectBeacon, errorFromReply, formatBeaconAddress } from './beacon-connect.js'
 import {
   BEACON_ID_BYTES,
+  BEACON_MAX_MESSAGE_BYTES,
   BEACON_MAX_PAYLOAD_BYTES,
   BEACON_SIGNAL_KINDS,
   type BeaconLimits,
   type ClientMessage,
   type ServerMessage,
   decodeServerMessage,
-  encodeClientMessage,
   hasPeerIdForm,
 } from './beacon-messages.js'
 import { type BackoffOptions, checkBackoffOptions, reconnectDelay } from './backoff.js'
+import { tapBinaryFrames } from './binary-frame-tap.js'
+import { clientPongFrame, encodeClientFrame } from './client-frame.js'
+import { type DeadlineOwner, watchDeadlines } from './deadline-sweeper.js'
 import { randomId } from './random-id.js'
 
 export type * from './beacon-client-options.js'
@@ -46,8 +49,13 @@ export type * from './beacon-client-options.js'
 interface Pending {
   resolve: (message: ServerMessage) => void
   reject: (error: Error) => void
-  timer: ReturnType<typeof setTimeout>
-  target?: string
+  /** `performance.now()` after which it fails (see `deadline-sweeper.ts`). */
+  deadline: number
+  type: ClientMessage['type']
+  /** The PeerId a signal is for. */
+  target: string | undefined
+  signal: AbortSignal | undefined
+  onAbort: (() => void) | undefined
 }
 
 /**
@@ -80,6 +88,7 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
   #failures = 0
   #nextId = 0
   #ws: WebSocket | undefined
+  #socket: TLSSocket | undefined
   #server = ''
   #observed: TransportAddress | undefined
   #limits: BeaconLimits | undefined
@@ -89,6 +98,7 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
   #lastHeard = 0
   #closing: Promise<void> | undefined
   readonly #onAbort = () => void this.close()
+  readonly #deadlines: DeadlineOwner = { sweep: (now) => this.#sweep(now) }
 
   /** @throws {@link InvalidArgumentError} or `InvalidServerSpecError` for bad options. */
   constructor(options: BeaconClientOptions) {
@@ -294,6 +304,7 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
     this.#stopHeartbeat()
     const ws = this.#ws
     this.#ws = undefined
+    this.#socket = undefined
     this.#rejectAll(new BeaconUnavailableError('BeaconClient closed'))
     if (ws !== undefined && ws.readyState !== ws.CLOSED) {
       await new Promise<void>((resolve) => {
@@ -316,7 +327,7 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
     const attempt = new AbortController()
     this.#attempt = attempt
     try {
-      const { ws, welcome } = await connectBeacon({
+      const { ws, socket, welcome } = await connectBeacon({
         identity: this.#identity,
         spec,
         timeout: this.#connectTimeout,
@@ -328,12 +339,23 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
         return
       }
       this.#ws = ws
+      this.#socket = socket
       this.#observed = welcome.observed
       this.#limits = welcome.limits
       this.#failures = 0
       this.#state = 'connected'
       this.#lastHeard = performance.now()
+      // Binary frames come straight from the socket; ws reads the rest (binary-frame-tap.ts).
       ws.on('message', (data, isBinary) => this.#onMessage(ws, data as Buffer, isBinary))
+      tapBinaryFrames(ws, socket, {
+        masked: false,
+        maxPayload: BEACON_MAX_MESSAGE_BYTES,
+        onMessage: (data) => this.#onMessage(ws, data, true),
+        onPing: (data) => {
+          this.#lastHeard = performance.now()
+          socket.write(clientPongFrame(data))
+        },
+      })
       ws.on('ping', () => (this.#lastHeard = performance.now()))
       ws.on('error', () => {}) // 'close' follows
       ws.once('close', (code, reason) => this.#onClose(ws, code, reason.toString()))
@@ -378,6 +400,7 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
   #onClose(ws: WebSocket, code: number, reason: string): void {
     if (this.#ws !== ws) return
     this.#ws = undefined
+    this.#socket = undefined
     this.#stopHeartbeat()
     const error = new BeaconUnavailableError(`connection to Beacon ${this.#server} lost (${code}${reason ? ` ${reason}` : ''})`)
     this.#rejectAll(error)
@@ -400,11 +423,8 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
       case 'pong':
         return this.#settle(message.id, message)
       case 'error': {
-        if (message.id === undefined) return
-        const pending = this.#pending.get(message.id)
+        const pending = message.id === undefined ? undefined : this.#take(message.id)
         if (pending === undefined) return
-        this.#pending.delete(message.id)
-        clearTimeout(pending.timer)
         return pending.reject(errorFromReply(message, this.#server, pending.target))
       }
       case 'signal': {
@@ -423,50 +443,59 @@ export class BeaconClient extends EventEmitter<BeaconClientEvents> {
   }
 
   #settle(id: number, message: ServerMessage): void {
+    this.#take(id)?.resolve(message)
+  }
+
+  /** Removes and returns a pending request (and its abort listener). */
+  #take(id: number): Pending | undefined {
     const pending = this.#pending.get(id)
-    if (pending === undefined) return
+    if (pending === undefined) return undefined
     this.#pending.delete(id)
-    clearTimeout(pending.timer)
-    pending.resolve(message)
+    if (pending.onAbort !== undefined) pending.signal!.removeEventListener('abort', pending.onAbort)
+    return pending
   }
 
   #request(message: ClientMessage & { id: number }, options: BeaconRequestOptions = {}, target?: string): Promise<ServerMessage> {
     const { signal } = options
     throwIfAborted(signal)
     const ws = this.#ws
-    if (this.#state !== 'connected' || ws === undefined) {
+    const socket = this.#socket
+    if (this.#state !== 'connected' || ws === undefined || socket === undefined) {
       return Promise.reject(new BeaconUnavailableError(`not connected to Beacon ${this.#server}`))
     }
     const id = (this.#nextId = (this.#nextId + 1) >>> 0)
     message.id = id
     return new Promise<ServerMessage>((resolve, reject) => {
-      const onAbort = () => {
-        if (!this.#pending.delete(id)) return
-        clearTimeout(timer)
-        reject(new AbortError(undefined, { cause: signal?.reason }))
+      const pending: Pending = { resolve, reject, deadline: performance.now() + this.#requestTimeout, type: message.type, target, signal, onAbort: undefined }
+      if (signal !== undefined) {
+        pending.onAbort = () => {
+          if (this.#take(id) === pending) reject(new AbortError(undefined, { cause: signal.reason }))
+        }
+        signal.addEventListener('abort', pending.onAbort, { once: true })
       }
-      const timer = setTimeout(() => {
-        this.#pending.delete(id)
-        signal?.removeEventListener('abort', onAbort)
-        reject(new BeaconUnavailableError(`Beacon ${this.#server} did not answer ${message.type} within ${this.#requestTimeout} ms`))
-      }, this.#requestTimeout)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      const settle = <T>(fn: (value: T) => void) => (value: T) => {
-        signal?.removeEventListener('abort', onAbort)
-        fn(value)
-      }
-      this.#pending.set(id, { resolve: settle(resolve), reject: settle(reject), timer, ...(target === undefined ? {} : { target }) })
-      ws.send(encodeClientMessage(message))
+      this.#pending.set(id, pending)
+      watchDeadlines(this.#deadlines)
+      // One complete frame, straight to the socket (like `ws`, which writes synchronously
+      // too, so frames keep their order with its pongs and close frame); like `ws.send`,
+      // nothing once the WebSocket is closing (the request fails with the connection).
+      if (ws.readyState === ws.OPEN) socket.write(encodeClientFrame(message))
     })
   }
 
-  #rejectAll(error: Error): void {
-    const pending = [...this.#pending.values()]
-    this.#pending.clear()
-    for (const p of pending) {
-      clearTimeout(p.timer)
-      p.reject(error)
+  /** Fails the requests past their deadline; true while any is left (see `deadline-sweeper.ts`). */
+  #sweep(now: number): boolean {
+    // Every request gets the same timeout: insertion order is deadline order.
+    for (const [id, pending] of this.#pending) {
+      if (pending.deadline > now) break
+      this.#take(id)
+      pending.reject(new BeaconUnavailableError(`Beacon ${this.#server} did not answer ${pending.type} within ${this.#requestTimeout} ms`))
     }
+    return this.#pending.size > 0
+  }
+
+  #rejectAll(error: Error): void {
+    const pending = [...this.#pending.keys()]
+    for (const id of pending) this.#take(id)?.reject(error)
   }
 
   #startHeartbeat(): void {

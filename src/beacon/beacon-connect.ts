@@ -71,6 +71,8 @@ export interface BeaconConnectOptions {
 export interface BeaconConnection {
   /** The WebSocket, open; no listeners of the handshake are left on it. */
   ws: WebSocket
+  /** The TLS socket under `ws` (a client may write complete frames to it, as `BeaconClient` does). */
+  socket: TLSSocket
   /** The server's welcome (observed address, limits). */
   welcome: WelcomeMessage
 }
@@ -121,7 +123,7 @@ export async function connectBeacon(options: BeaconConnectOptions): Promise<Beac
     })
     try {
       const welcome = await handshake(ws, identity, certHash, where, controller.signal)
-      return { ws, welcome }
+      return { ws, socket, welcome }
     } catch (err) {
       ws.on('error', () => {})
       ws.terminate()

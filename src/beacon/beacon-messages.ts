@@ -1,7 +1,13 @@
 /**
  * The Beacon wire protocol, version 1 (see `docs/beacon-protocol.md`): the typed
- * messages client and server exchange, their MessagePack encoding (via
- * `@msgpack/msgpack`) and a strict validating decoder shared by both ends.
+ * messages client and server exchange, their MessagePack encoding and a strict
+ * validating decoder shared by both ends.
+ *
+ * Both are on every message's path, so both have a fast path: messages are written
+ * field by field (`beacon-encoder.ts`, the bytes `@msgpack/msgpack` would write), and
+ * the common ones are read straight from their bytes when they are plainly valid
+ * (`beacon-fast-decoder.ts`); `@msgpack/msgpack` and the generic validation take the
+ * rest, and decide about anything unusual.
  *
  * Every WebSocket binary frame holds exactly one message: a MessagePack map whose
  * `type` field names it. The decoder accepts only the fields a message type defines,
@@ -16,57 +22,38 @@ import { isIP } from 'node:net'
 import { BeaconProtocolError } from '../errors.js'
 import { isPeerId } from '../identity/peer-id.js'
 import type { TransportAddress } from '../stun/address.js'
+import {
+  BEACON_ERROR_REASONS,
+  BEACON_ID_BYTES,
+  BEACON_MAX_ADDRESSES,
+  BEACON_MAX_MESSAGE_BYTES,
+  BEACON_MAX_PAYLOAD_BYTES,
+  BEACON_MAX_TEXT,
+  BEACON_MAX_TOPIC_BYTES,
+  BEACON_NONCE_BYTES,
+  BEACON_SIGNAL_KINDS,
+  type BeaconErrorReason,
+  type BeaconSignalKind,
+  hasPeerIdForm,
+} from './beacon-constants.js'
+import { encodeClientMessageFast, encodeServerMessageFast } from './beacon-encoder.js'
+import { fastDecodeClientMessage, fastDecodeServerMessage } from './beacon-fast-decoder.js'
 
-/** The protocol version this code speaks (sent in `challenge` and `hello`). */
-export const BEACON_PROTOCOL_VERSION = 1
-/** Bytes in the server's `challenge` nonce. */
-export const BEACON_NONCE_BYTES = 32
-/** Bytes in a signalling session id and in a message id (`mid`). */
-export const BEACON_ID_BYTES = 16
-/** Largest rendezvous identifier (topic), in bytes. */
-export const BEACON_MAX_TOPIC_BYTES = 64
-/** Largest opaque payload of a signal or an announcement, in bytes. */
-export const BEACON_MAX_PAYLOAD_BYTES = 8192
-/** Most addresses in an `observed` list. */
-export const BEACON_MAX_ADDRESSES = 8
-/** Longest human-readable text (error messages), in characters. */
-export const BEACON_MAX_TEXT = 256
-/** Largest message the protocol defines, in bytes (a server may allow less, never needs more). */
-export const BEACON_MAX_MESSAGE_BYTES = 16384
-
-/** What a signal carries: the ICE agent's offer, answer, a trickled candidate, or the end of the attempt. */
-export type BeaconSignalKind = 'offer' | 'answer' | 'candidate' | 'close'
-/** Every {@link BeaconSignalKind}. */
-export const BEACON_SIGNAL_KINDS: readonly BeaconSignalKind[] = Object.freeze(['offer', 'answer', 'candidate', 'close'])
-
-/**
- * Why the server refused a message (`error.code` on the wire):
- * `protocol` malformed or out of order, `too-large` over the size limit, `version`
- * unsupported protocol version, `auth` proof of key refused or missing, `rate-limited`
- * too many messages per second, `limit` too many identifiers or connections,
- * `peer-not-found` no registration for the target PeerId, `unavailable` the server
- * cannot serve the request now (its Redis failed, it is shutting down).
- */
-export type BeaconErrorReason =
-  | 'protocol'
-  | 'too-large'
-  | 'version'
-  | 'auth'
-  | 'rate-limited'
-  | 'limit'
-  | 'peer-not-found'
-  | 'unavailable'
-/** Every {@link BeaconErrorReason}. */
-export const BEACON_ERROR_REASONS: readonly BeaconErrorReason[] = Object.freeze([
-  'protocol',
-  'too-large',
-  'version',
-  'auth',
-  'rate-limited',
-  'limit',
-  'peer-not-found',
-  'unavailable',
-])
+export {
+  BEACON_PROTOCOL_VERSION,
+  BEACON_NONCE_BYTES,
+  BEACON_ID_BYTES,
+  BEACON_MAX_TOPIC_BYTES,
+  BEACON_MAX_PAYLOAD_BYTES,
+  BEACON_MAX_ADDRESSES,
+  BEACON_MAX_TEXT,
+  BEACON_MAX_MESSAGE_BYTES,
+  type BeaconSignalKind,
+  BEACON_SIGNAL_KINDS,
+  type BeaconErrorReason,
+  BEACON_ERROR_REASONS,
+  hasPeerIdForm,
+} from './beacon-constants.js'
 
 /** The limits a server announces in `welcome`. */
 export interface BeaconLimits {
@@ -202,14 +189,16 @@ export type ServerMessageType = ServerMessage['type']
 
 /** Encodes a client message (fields set to `undefined` are left out). */
 export function encodeClientMessage(message: ClientMessage): Uint8Array {
-  return encoder.encode(message)
+  return encodeClientMessageFast(message) ?? encoder.encode(message)
 }
 
 /** Encodes a server message (fields set to `undefined` are left out). */
 export function encodeServerMessage(message: ServerMessage): Uint8Array {
-  return encoder.encode(toWire(message))
+  return encodeServerMessageFast(message) ?? encoder.encode(toWire(message))
 }
 
+// Messages are written field by field (beacon-encoder.ts); the general encoder takes
+// what that one does not (values of the wrong type, from callers breaking the types).
 // One encoder and one decoder for the process: @msgpack/msgpack clones them itself if
 // they are ever re-entered. `encode` returns a copy, not a view of the shared buffer.
 const encoder = new Encoder({ ignoreUndefined: true })
@@ -250,6 +239,27 @@ const decoder = new Decoder({
  *   (its `requestId` is set when the message had a readable `id`).
  */
 export function decodeClientMessage(data: Uint8Array): ClientMessage {
+  const fast = data instanceof Uint8Array && data.byteLength <= BEACON_MAX_MESSAGE_BYTES ? fastDecodeClientMessage(data) : undefined
+  return fast ?? decodeClientMessageGeneric(data)
+}
+
+/**
+ * Decodes and validates a message sent by a server.
+ *
+ * @throws {@link BeaconProtocolError} for anything that is not exactly a valid v1 server message.
+ */
+export function decodeServerMessage(data: Uint8Array): ServerMessage {
+  const fast = data instanceof Uint8Array && data.byteLength <= BEACON_MAX_MESSAGE_BYTES ? fastDecodeServerMessage(data) : undefined
+  return fast ?? decodeServerMessageGeneric(data)
+}
+
+/**
+ * {@link decodeClientMessage} without its fast path (`beacon-fast-decoder.ts`): same
+ * results, slower; the reference that path is tested against.
+ *
+ * @throws {@link BeaconProtocolError} as {@link decodeClientMessage} does.
+ */
+export function decodeClientMessageGeneric(data: Uint8Array): ClientMessage {
   const object = decodeMap(data)
   try {
     return parseClientMessage(object)
@@ -259,11 +269,11 @@ export function decodeClientMessage(data: Uint8Array): ClientMessage {
 }
 
 /**
- * Decodes and validates a message sent by a server.
+ * {@link decodeServerMessage} without its fast path: same results, slower.
  *
- * @throws {@link BeaconProtocolError} for anything that is not exactly a valid v1 server message.
+ * @throws {@link BeaconProtocolError} as {@link decodeServerMessage} does.
  */
-export function decodeServerMessage(data: Uint8Array): ServerMessage {
+export function decodeServerMessageGeneric(data: Uint8Array): ServerMessage {
   return parseServerMessage(decodeMap(data))
 }
 
@@ -425,21 +435,6 @@ function bytes(o: WireObject, key: string, min: number, max: number): Uint8Array
 
 function topic(o: WireObject): Uint8Array {
   return bytes(o, 'topic', 1, BEACON_MAX_TOPIC_BYTES)
-}
-
-/**
- * The form of an Ed25519 PeerId text: `12D3KooW` and 44 more base58btc characters.
- * Parsing one fully (base58, multihash, key) takes tens of microseconds, and every
- * signal names one: the decoder checks the form, and the full parse is done where the
- * key is used — the Beacon parses the PeerId of `hello` to verify its signature, so the
- * PeerIds it relays (`from`, `peerId`) are always valid, and a malformed `to` simply
- * matches no registration.
- */
-const PEER_ID_FORM = /^12D3KooW[1-9A-HJ-NP-Za-km-z]{44}$/
-
-/** True when `value` has the form of an Ed25519 PeerId text (see the decoder's notes); cheap, not a full parse. */
-export function hasPeerIdForm(value: unknown): value is string {
-  return typeof value === 'string' && PEER_ID_FORM.test(value)
 }
 
 function peerId(o: WireObject, key: string): string {

@@ -15,10 +15,10 @@ import {
   type BeaconErrorReason,
   type SignalRequest,
   type WithdrawMessage,
-  encodeServerMessage,
 } from '../../beacon/beacon-messages.js'
 import type { TransportAddress } from '../../stun/address.js'
-import type { BeaconRegistry, RegistryEntry, RegistryRecord } from './registry.js'
+import { type BeaconRegistry, MemoryRegistry, type RegistryEntry, type RegistryRecord } from './registry.js'
+import { encodeServerFrame, frameOf, framePayload } from './server-frame.js'
 import { type BeaconSession, type SessionHost, type SessionLimits, SessionReplyError } from './session.js'
 
 /** Counters of a running Beacon instance. */
@@ -85,6 +85,9 @@ export class BeaconRouter implements SessionHost {
   readonly #maxIntroductions: number
   readonly #logger: BeaconServerLogger
   readonly #cleanups = new Set<Promise<void>>()
+  /** The registry, when it is the in-memory one (whose operations are done at once). */
+  readonly #memory: MemoryRegistry | undefined
+  readonly #peerKeys = new Map<string, string>()
 
   constructor(options: BeaconRouterOptions) {
     this.#registry = options.registry
@@ -92,6 +95,7 @@ export class BeaconRouter implements SessionHost {
     this.limits = options.limits
     this.#maxIntroductions = options.maxIntroductions
     this.#logger = options.logger
+    this.#memory = options.registry instanceof MemoryRegistry ? options.registry : undefined
     this.#registry.onForward((envelope) => this.#onForward(envelope))
   }
 
@@ -114,23 +118,24 @@ export class BeaconRouter implements SessionHost {
     else if (reason === 'unavailable') this.#logger.error({ event: 'beacon-unavailable', error: String(error) }, 'registry failed')
   }
 
-  async register(session: BeaconSession): Promise<void> {
-    const key = beaconPeerKey(session.peerId!)
-    await this.#registry.add(key, session.id, { peerId: session.peerId!, observed: [session.observed], at: Date.now() })
-    if (!session.keys.has(key)) {
-      session.keys.add(key)
-      this.stats.registrations++
-    }
+  register(session: BeaconSession): void | Promise<void> {
+    const key = session.peerKey(beaconPeerKey)
+    return after(this.#add(key, session.id, { peerId: session.peerId!, observed: [session.observed], at: Date.now() }), () => {
+      if (!session.keys.has(key)) {
+        session.keys.add(key)
+        this.stats.registrations++
+      }
+    })
   }
 
-  async unregister(session: BeaconSession): Promise<void> {
-    const key = beaconPeerKey(session.peerId!)
+  unregister(session: BeaconSession): void | Promise<void> {
+    const key = session.peerKey(beaconPeerKey)
     if (!session.keys.delete(key)) return
     this.stats.registrations--
-    await this.#registry.remove(key, session.id)
+    return this.#remove(key, session.id)
   }
 
-  async announce(session: BeaconSession, message: AnnounceMessage): Promise<void> {
+  announce(session: BeaconSession, message: AnnounceMessage): void | Promise<void> {
     const key = beaconTopicKey(message.topic)
     const known = session.keys.has(key)
     if (!known && session.topics >= this.limits.maxTopics) {
@@ -142,57 +147,67 @@ export class BeaconRouter implements SessionHost {
     if (message.payload !== undefined) entry.payload = message.payload.slice()
     // Add first, then look up: of two peers announcing at once, at least one sees the
     // other (both may: clients drop the duplicate introduction by its mid).
-    await this.#registry.add(key, session.id, entry)
-    if (!known) {
-      session.keys.add(key)
-      session.topics++
-      this.stats.announcements++
-    }
-    const others = (await this.#registry.lookup(key, this.#maxIntroductions + 2))
-      .filter((record) => record.entry.peerId !== peerId)
-      .slice(0, this.#maxIntroductions)
-    if (others.length === 0) return
-    const toOthers = encodeServerMessage({ type: 'introduction', topic: message.topic, peerId, observed: entry.observed, mid: entry.mid!, ...optionalPayload(entry) })
-    const delivered = await Promise.all(others.map((record) => this.#deliver(record, key, toOthers)))
-    this.stats.introductions += delivered.filter(Boolean).length
-    others.forEach((record, i) => {
-      if (!delivered[i] || session.state === 'closed') return
-      const { peerId: other, observed, mid } = record.entry
-      if (session.send({ type: 'introduction', topic: message.topic, peerId: other, observed, mid: mid ?? NO_MID, ...optionalPayload(record.entry) })) {
-        this.stats.introductions++
+    return after(this.#add(key, session.id, entry), () => {
+      if (!known) {
+        session.keys.add(key)
+        session.topics++
+        this.stats.announcements++
       }
+      return after(this.#lookup(key, this.#maxIntroductions + 2), (found) => {
+        const others = found.filter((record) => record.entry.peerId !== peerId).slice(0, this.#maxIntroductions)
+        if (others.length === 0) return
+        const toOthers = encodeServerFrame({ type: 'introduction', topic: message.topic, peerId, observed: entry.observed, mid: entry.mid!, ...optionalPayload(entry) })
+        return after(all(others.map((record) => this.#deliver(record, key, toOthers))), (delivered) => {
+          others.forEach((record, i) => {
+            if (!delivered[i]) return
+            this.stats.introductions++
+            if (session.state === 'closed') return
+            const { peerId: other, observed, mid } = record.entry
+            if (session.send({ type: 'introduction', topic: message.topic, peerId: other, observed, mid: mid ?? NO_MID, ...optionalPayload(record.entry) })) {
+              this.stats.introductions++
+            }
+          })
+        })
+      })
     })
   }
 
-  async withdraw(session: BeaconSession, message: WithdrawMessage): Promise<void> {
+  withdraw(session: BeaconSession, message: WithdrawMessage): void | Promise<void> {
     const key = beaconTopicKey(message.topic)
     if (!session.keys.delete(key)) return
     session.topics--
     this.stats.announcements--
-    await this.#registry.remove(key, session.id)
+    return this.#remove(key, session.id)
   }
 
-  async signal(session: BeaconSession, message: SignalRequest): Promise<TransportAddress[]> {
-    const key = beaconPeerKey(message.to)
-    const records = await this.#registry.lookup(key, BEACON_MAX_ADDRESSES)
-    const data = encodeServerMessage({
-      type: 'signal',
-      from: session.peerId!,
-      observed: [session.observed],
-      kind: message.kind,
-      session: message.session,
-      mid: message.mid,
-      payload: message.payload,
-    })
-    const delivered = await Promise.all(records.map((record) => this.#deliver(record, key, data)))
-    const observed: TransportAddress[] = []
-    records.forEach((record, i) => {
-      if (!delivered[i]) return
-      for (const address of record.entry.observed) {
-        if (observed.length < BEACON_MAX_ADDRESSES && !observed.some((a) => a.host === address.host && a.port === address.port)) observed.push(address)
+  signal(session: BeaconSession, message: SignalRequest): TransportAddress[] | Promise<TransportAddress[]> {
+    const key = this.#peerKey(message.to)
+    if (this.#memory !== undefined) {
+      // The hot path of an in-memory Beacon, written out: no promise, no closure.
+      const records = this.#memory.lookupNow(key, BEACON_MAX_ADDRESSES)
+      let frame: Uint8Array | undefined
+      let observed: TransportAddress[] | undefined
+      for (const record of records) {
+        frame ??= signalFrame(session, message)
+        if (this.#deliverLocal(record.session, key, frame)) observed = addObserved(observed ?? [], record.entry.observed)
       }
+      return this.#signalled(message, observed)
+    }
+    return this.#registry.lookup(key, BEACON_MAX_ADDRESSES).then(async (records) => {
+      if (records.length === 0) return this.#signalled(message, undefined)
+      const frame = signalFrame(session, message)
+      const delivered = await Promise.all(records.map((record) => this.#deliver(record, key, frame)))
+      let observed: TransportAddress[] | undefined
+      records.forEach((record, i) => {
+        if (delivered[i]) observed = addObserved(observed ?? [], record.entry.observed)
+      })
+      return this.#signalled(message, observed)
     })
-    if (!delivered.includes(true)) throw new SessionReplyError('peer-not-found', `peer ${message.to} is not registered here`)
+  }
+
+  /** The addresses of the peers a signal reached; throws `peer-not-found` when it reached none. */
+  #signalled(message: SignalRequest, observed: TransportAddress[] | undefined): TransportAddress[] {
+    if (observed === undefined) throw new SessionReplyError('peer-not-found', `peer ${message.to} is not registered here`)
     this.stats.signals++
     return observed
   }
@@ -226,10 +241,43 @@ export class BeaconRouter implements SessionHost {
     }
   }
 
-  /** Delivers encoded `data` to the session of `record` if it still holds `key`. */
-  async #deliver(record: RegistryRecord, key: string, data: Uint8Array): Promise<boolean> {
-    if (record.instance === this.#registry.instanceId) return this.#deliverLocal(record.session, key, data)
-    const envelope = encode({ s: record.session, k: key, m: data })
+  /** The registry key of a PeerId's token, remembered (hashing it costs more than the rest of a signal's routing). */
+  #peerKey(peerId: string): string {
+    let key = this.#peerKeys.get(peerId)
+    if (key === undefined) {
+      if (this.#peerKeys.size >= PEER_KEY_CACHE) this.#peerKeys.clear()
+      key = beaconPeerKey(peerId)
+      this.#peerKeys.set(peerId, key)
+    }
+    return key
+  }
+
+  // The registry's operations, done at once by the in-memory one (no promise, no
+  // microtask: a request is answered before its message handler returns).
+  #add(key: string, session: number, entry: RegistryEntry): void | Promise<void> {
+    if (this.#memory !== undefined) return this.#memory.addNow(key, session, entry)
+    return this.#registry.add(key, session, entry)
+  }
+
+  #remove(key: string, session: number): void | Promise<void> {
+    if (this.#memory !== undefined) return this.#memory.removeNow(key, session)
+    return this.#registry.remove(key, session)
+  }
+
+  #lookup(key: string, limit: number): RegistryRecord[] | Promise<RegistryRecord[]> {
+    if (this.#memory !== undefined) return this.#memory.lookupNow(key, limit)
+    return this.#registry.lookup(key, limit)
+  }
+
+  /** Delivers `frame` to the session of `record` if it still holds `key`: at once when it is here, else through the registry. */
+  #deliver(record: RegistryRecord, key: string, frame: Uint8Array): boolean | Promise<boolean> {
+    if (record.instance === this.#registry.instanceId) return this.#deliverLocal(record.session, key, frame)
+    return this.#forward(record, key, frame)
+  }
+
+  async #forward(record: RegistryRecord, key: string, frame: Uint8Array): Promise<boolean> {
+    // Between instances travels the message itself, not our WebSocket frame.
+    const envelope = encode({ s: record.session, k: key, m: framePayload(frame) })
     let ok = false
     try {
       ok = await this.#registry.forward(record.instance, envelope)
@@ -242,19 +290,53 @@ export class BeaconRouter implements SessionHost {
     return ok
   }
 
-  #deliverLocal(id: number, key: string, data: Uint8Array): boolean {
+  #deliverLocal(id: number, key: string, frame: Uint8Array): boolean {
     const session = this.sessions.get(id)
-    return session !== undefined && session.keys.has(key) && session.sendRaw(data)
+    return session !== undefined && session.keys.has(key) && session.sendFrame(frame)
   }
 
   #onForward(envelope: Uint8Array): void {
     try {
       const { s, k, m } = decode(envelope) as { s: unknown; k: unknown; m: unknown }
-      if (typeof s === 'number' && typeof k === 'string' && m instanceof Uint8Array) this.#deliverLocal(s, k, m)
+      if (typeof s === 'number' && typeof k === 'string' && m instanceof Uint8Array) this.#deliverLocal(s, k, frameOf(m))
     } catch {
       // Not an envelope of ours: ignore it.
     }
   }
+}
+
+/** PeerId → registry key entries remembered (then the cache starts over). */
+const PEER_KEY_CACHE = 65_536
+
+/** The `signal` a request becomes for its target. */
+function signalFrame(session: BeaconSession, message: SignalRequest): Uint8Array {
+  return encodeServerFrame({
+    type: 'signal',
+    from: session.peerId!,
+    observed: [session.observed],
+    kind: message.kind,
+    session: message.session,
+    mid: message.mid,
+    payload: message.payload,
+  })
+}
+
+/** Adds `addresses` to `observed` (no duplicates, at most {@link BEACON_MAX_ADDRESSES}); returns `observed`. */
+function addObserved(observed: TransportAddress[], addresses: readonly TransportAddress[]): TransportAddress[] {
+  for (const address of addresses) {
+    if (observed.length < BEACON_MAX_ADDRESSES && !observed.some((a) => a.host === address.host && a.port === address.port)) observed.push(address)
+  }
+  return observed
+}
+
+/** `fn(value)`, at once for a plain value, after it settles for a promise. */
+function after<T, R>(value: T | Promise<T>, fn: (value: T) => R | Promise<R>): R | Promise<R> {
+  return value instanceof Promise ? value.then(fn) : fn(value)
+}
+
+/** The values, at once when none is a promise, else a promise of them all. */
+function all<T>(values: Array<T | Promise<T>>): T[] | Promise<T[]> {
+  return values.some((value) => value instanceof Promise) ? Promise.all(values) : (values as T[])
 }
 
 function optionalPayload(entry: RegistryEntry): { payload?: Uint8Array } {

@@ -299,10 +299,10 @@ export class BeaconServer {
     // would keep the upgrade request (and its headers) alive as long as the connection.
     socket.on('error', ignore)
     const observed = remoteAddress(socket)
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, observed))
+    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, socket, observed))
   }
 
-  #accept(ws: WebSocket, observed: TransportAddress): void {
+  #accept(ws: WebSocket, socket: Socket, observed: TransportAddress): void {
     const count = this.#perIp.get(observed.host) ?? 0
     const { maxConnections, maxConnectionsPerIp } = this.#options
     if (this.#closing !== undefined || this.#router.stats.connections >= maxConnections || count >= maxConnectionsPerIp) {
@@ -316,7 +316,7 @@ export class BeaconServer {
       return
     }
     this.#perIp.set(observed.host, count + 1)
-    const session = new BeaconSession(this.#router, ++this.#nextSession, ws, observed)
+    const session = new BeaconSession(this.#router, ++this.#nextSession, ws, socket, observed)
     const slot = this.#heartbeatSlots[session.id % this.#heartbeatSlots.length]!
     slot.add(session)
     ws.once('close', () => {

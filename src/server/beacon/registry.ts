@@ -69,7 +69,7 @@ export class MemoryRegistry implements BeaconRegistry {
   readonly instanceId: string
   readonly kind = 'memory' as const
   // Insertion order is registration order: re-adding moves an entry to the end (newest).
-  readonly #keys = new Map<string, Map<number, RegistryEntry>>()
+  readonly #keys = new Map<string, Map<number, RegistryRecord>>()
 
   constructor(instanceId: string) {
     this.instanceId = instanceId
@@ -81,32 +81,48 @@ export class MemoryRegistry implements BeaconRegistry {
   }
 
   add(key: string, session: number, entry: RegistryEntry): Promise<void> {
+    this.addNow(key, session, entry)
+    return Promise.resolve()
+  }
+
+  remove(key: string, session: number): Promise<void> {
+    this.removeNow(key, session)
+    return Promise.resolve()
+  }
+
+  lookup(key: string, limit: number): Promise<RegistryRecord[]> {
+    return Promise.resolve(this.lookupNow(key, limit))
+  }
+
+  /** {@link MemoryRegistry.add}, done when it returns (the Beacon's in-memory fast path). */
+  addNow(key: string, session: number, entry: RegistryEntry): void {
     let sessions = this.#keys.get(key)
     if (sessions === undefined) {
       sessions = new Map()
       this.#keys.set(key, sessions)
     }
     sessions.delete(session)
-    sessions.set(session, entry)
-    return Promise.resolve()
+    sessions.set(session, { instance: this.instanceId, session, entry })
   }
 
-  remove(key: string, session: number): Promise<void> {
+  /** {@link MemoryRegistry.remove}, done when it returns. */
+  removeNow(key: string, session: number): void {
     const sessions = this.#keys.get(key)
     if (sessions !== undefined && sessions.delete(session) && sessions.size === 0) this.#keys.delete(key)
-    return Promise.resolve()
   }
 
-  lookup(key: string, limit: number): Promise<RegistryRecord[]> {
+  /** {@link MemoryRegistry.lookup}, with the answer at once. */
+  lookupNow(key: string, limit: number): RegistryRecord[] {
     const sessions = this.#keys.get(key)
-    if (sessions === undefined || limit <= 0) return Promise.resolve([])
-    const all = [...sessions]
-    const records: RegistryRecord[] = []
-    for (let i = all.length - 1; i >= 0 && records.length < limit; i--) {
-      const [session, entry] = all[i]!
-      records.push({ instance: this.instanceId, session, entry })
+    if (sessions === undefined || limit <= 0) return []
+    if (sessions.size === 1) {
+      // The common case (one peer per PeerId token): no copy of the map.
+      for (const record of sessions.values()) return [record]
     }
-    return Promise.resolve(records)
+    const all = [...sessions.values()]
+    const records: RegistryRecord[] = []
+    for (let i = all.length - 1; i >= 0 && records.length < limit; i--) records.push(all[i]!)
+    return records
   }
 
   forget(record: RegistryRecord, key: string): Promise<void> {

@@ -6,8 +6,10 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
+import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import { verifyBeaconHello } from '../../beacon/beacon-auth.js'
+import { tapBinaryFrames } from '../../beacon/binary-frame-tap.js'
 import {
   BEACON_NONCE_BYTES,
   BEACON_PROTOCOL_VERSION,
@@ -19,10 +21,10 @@ import {
   type SignalRequest,
   type WithdrawMessage,
   decodeClientMessage,
-  encodeServerMessage,
 } from '../../beacon/beacon-messages.js'
 import { BeaconProtocolError } from '../../errors.js'
 import type { TransportAddress } from '../../stun/address.js'
+import { encodeServerFrame } from './server-frame.js'
 
 /** A refusal a {@link SessionHost} reports to the client as an `error` message. */
 export class SessionReplyError extends Error {
@@ -42,7 +44,11 @@ export interface SessionLimits extends BeaconLimits {
   maxBufferedBytes: number
 }
 
-/** What a session asks of its server. */
+/**
+ * What a session asks of its server. A request may be done when the method returns (a
+ * plain value: the in-memory registry) or later (a promise: Redis); a session runs its
+ * requests one after the other either way.
+ */
 export interface SessionHost {
   /** SHA-256 of the server's DER certificate, which clients sign over. */
   readonly certHash: Uint8Array
@@ -51,15 +57,15 @@ export interface SessionHost {
   /** The session proved its key. */
   authenticated(session: BeaconSession): void
   /** Registers the session's PeerId token. */
-  register(session: BeaconSession): Promise<void>
+  register(session: BeaconSession): void | Promise<void>
   /** Removes the session's PeerId token. */
-  unregister(session: BeaconSession): Promise<void>
+  unregister(session: BeaconSession): void | Promise<void>
   /** Announces a rendezvous identifier and introduces the peers already there. */
-  announce(session: BeaconSession, message: AnnounceMessage): Promise<void>
+  announce(session: BeaconSession, message: AnnounceMessage): void | Promise<void>
   /** Withdraws a rendezvous identifier. */
-  withdraw(session: BeaconSession, message: WithdrawMessage): Promise<void>
-  /** Forwards a signal; resolves with the target's observed addresses. */
-  signal(session: BeaconSession, message: SignalRequest): Promise<TransportAddress[]>
+  withdraw(session: BeaconSession, message: WithdrawMessage): void | Promise<void>
+  /** Forwards a signal; returns (or resolves with) the target's observed addresses. */
+  signal(session: BeaconSession, message: SignalRequest): TransportAddress[] | Promise<TransportAddress[]>
   /** The session closed and its queued requests are done: remove its registrations. */
   closed(session: BeaconSession): Promise<void>
   /** A message was refused with `reason` (for counters and logs). */
@@ -87,6 +93,7 @@ export class BeaconSession {
   /** Set by any sign of life; cleared by each heartbeat round. */
   alive = true
   readonly #ws: WebSocket
+  readonly #socket: Socket
   readonly #host: SessionHost
   #state: SessionState = 'challenged'
   #peerId: string | undefined
@@ -94,12 +101,23 @@ export class BeaconSession {
   #tokens: number
   #tokensAt = performance.now()
   #violations = 0
+  /** Requests not done yet (running or waiting behind one that is); 0: the next one runs at once. */
+  #inFlight = 0
+  /** Settles when the last request started so far is done. */
   #queue: Promise<void> = Promise.resolve()
+  #peerKey: string | undefined
+  /** Frames held back while a request runs (see `#run`). */
+  #batch: Uint8Array[] | undefined
 
-  constructor(host: SessionHost, id: number, ws: WebSocket, observed: TransportAddress) {
+  /**
+   * @param socket - the TLS socket under `ws`: the session writes its frames to it
+   *   directly (see {@link BeaconSession.sendFrame}).
+   */
+  constructor(host: SessionHost, id: number, ws: WebSocket, socket: Socket, observed: TransportAddress) {
     this.#host = host
     this.id = id
     this.#ws = ws
+    this.#socket = socket
     this.observed = observed
     this.#tokens = host.limits.messageBurst
   }
@@ -114,10 +132,22 @@ export class BeaconSession {
     return this.#peerId
   }
 
+  /** The registry key of this session's PeerId token, computed once (by `compute`). */
+  peerKey(compute: (peerId: string) => string): string {
+    return (this.#peerKey ??= compute(this.#peerId!))
+  }
+
   /** Sends the challenge and starts handling messages. */
   start(): void {
     const ws = this.#ws
+    // Binary frames come straight from the socket; ws reads the rest (binary-frame-tap.ts).
     ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary))
+    tapBinaryFrames(ws, this.#socket, {
+      masked: true,
+      maxPayload: this.#host.limits.maxMessageBytes,
+      onMessage: (data) => this.#onMessage(data, true),
+      onPong: () => (this.alive = true),
+    })
     ws.on('pong', () => (this.alive = true))
     ws.on('error', ignore) // 'close' follows
     ws.once('close', () => this.#onClose())
@@ -127,19 +157,37 @@ export class BeaconSession {
 
   /** Encodes and sends a message; false when the connection is gone. */
   send(message: ServerMessage): boolean {
-    return this.sendRaw(encodeServerMessage(message))
+    return this.#ws.readyState === this.#ws.OPEN && this.sendFrame(encodeServerFrame(message))
   }
 
-  /** Sends an encoded message; false when the connection is gone. Drops clients that do not read. */
-  sendRaw(data: Uint8Array): boolean {
+  /**
+   * Sends a complete WebSocket frame (from `server-frame.ts`); false when the connection
+   * is gone. Drops clients that do not read.
+   *
+   * The frame goes straight to the socket: `ws` writes to it synchronously too (its
+   * sender only queues while compressing, and there is no permessage-deflate here), so
+   * frames keep their order with its pings and close frames; and nothing is written once
+   * `ws` has started closing.
+   */
+  sendFrame(frame: Uint8Array): boolean {
     const ws = this.#ws
     if (ws.readyState !== ws.OPEN) return false
-    if (ws.bufferedAmount > this.#host.limits.maxBufferedBytes) {
+    const socket = this.#socket
+    if (socket.writableLength > this.#host.limits.maxBufferedBytes) {
       ws.terminate()
       return false
     }
-    ws.send(data)
+    if (this.#batch !== undefined) this.#batch.push(frame)
+    else socket.write(frame)
     return true
+  }
+
+  /** Writes the frames gathered while a request ran, in one write (one TLS record, one segment). */
+  #flush(): void {
+    const batch = this.#batch
+    this.#batch = undefined
+    if (batch === undefined || batch.length === 0 || this.#ws.readyState !== this.#ws.OPEN) return
+    this.#socket.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch))
   }
 
   /** Sends an `error` message. */
@@ -161,9 +209,9 @@ export class BeaconSession {
     this.#ws.terminate()
   }
 
-  /** Sends a WebSocket ping (heartbeat). */
+  /** Sends a WebSocket ping (heartbeat): an empty ping frame, straight to the socket like {@link BeaconSession.sendFrame}. */
   ping(): void {
-    if (this.#ws.readyState === this.#ws.OPEN) this.#ws.ping()
+    if (this.#ws.readyState === this.#ws.OPEN) this.#socket.write(PING_FRAME)
   }
 
   #take(): boolean {
@@ -222,8 +270,22 @@ export class BeaconSession {
       this.send({ type: 'pong', id: message.id })
       return
     }
-    // Requests run one after the other, so that (say) announce then withdraw end withdrawn.
-    this.#queue = this.#queue.then(() => this.#run(message))
+    // Requests run one after the other, so that (say) announce then withdraw end withdrawn:
+    // at once when none is in flight (and then, with the in-memory registry, to the end
+    // before this returns), otherwise behind the last one.
+    if (this.#inFlight === 0) {
+      const pending = this.#run(message)
+      if (pending !== undefined) this.#track(pending)
+    } else {
+      this.#track(this.#queue.then(() => this.#run(message)))
+    }
+  }
+
+  #track(pending: Promise<void>): void {
+    this.#inFlight++
+    this.#queue = pending.then(() => {
+      this.#inFlight--
+    })
   }
 
   #hello(version: number, peerId: string, signature: Uint8Array): void {
@@ -249,44 +311,73 @@ export class BeaconSession {
     this.send({ type: 'welcome', version, peerId, observed: this.observed, limits: { maxMessageBytes, maxTopics, messagesPerSecond, heartbeatMs } })
   }
 
-  async #run(message: Exclude<ClientMessage, { type: 'hello' | 'ping' }>): Promise<void> {
-    if (this.#state === 'closed') return
+  /** Runs a request; returns a promise when it is not done yet (never rejects). */
+  #run(message: Request): Promise<void> | undefined {
+    if (this.#state === 'closed') return undefined
+    // What this session is sent while the request runs at once (an introduction, then
+    // the `ok`) leaves in one write.
+    this.#batch = []
+    let result: TransportAddress[] | void | Promise<TransportAddress[] | void>
     try {
-      switch (message.type) {
-        case 'register':
-          await this.#host.register(this)
-          break
-        case 'unregister':
-          await this.#host.unregister(this)
-          break
-        case 'announce':
-          await this.#host.announce(this, message)
-          break
-        case 'withdraw':
-          await this.#host.withdraw(this, message)
-          break
-        case 'signal': {
-          const observed = await this.#host.signal(this, message)
-          this.send({ type: 'ok', id: message.id, observed })
-          return
-        }
-      }
-      this.send({ type: 'ok', id: message.id })
+      result = this.#call(message)
     } catch (err) {
-      if (err instanceof SessionReplyError) {
-        this.#host.refused(this, err.reason)
-        this.reply(err.reason, err.message, message.id)
-      } else {
-        this.#host.refused(this, 'unavailable', err)
-        this.reply('unavailable', 'the Beacon cannot serve this request now', message.id)
-      }
+      this.#fail(message, err)
+      this.#flush()
+      return undefined
+    }
+    if (result instanceof Promise) {
+      this.#flush()
+      return result.then(
+        (value) => this.#done(message, value),
+        (err: unknown) => this.#fail(message, err),
+      )
+    }
+    this.#done(message, result)
+    this.#flush()
+    return undefined
+  }
+
+  #call(message: Request): TransportAddress[] | void | Promise<TransportAddress[] | void> {
+    switch (message.type) {
+      case 'register':
+        return this.#host.register(this)
+      case 'unregister':
+        return this.#host.unregister(this)
+      case 'announce':
+        return this.#host.announce(this, message)
+      case 'withdraw':
+        return this.#host.withdraw(this, message)
+      case 'signal':
+        return this.#host.signal(this, message)
+    }
+  }
+
+  #done(message: Request, value: TransportAddress[] | void): void {
+    this.send(message.type === 'signal' ? { type: 'ok', id: message.id, observed: value ?? [] } : { type: 'ok', id: message.id })
+  }
+
+  #fail(message: Request, err: unknown): void {
+    if (err instanceof SessionReplyError) {
+      this.#host.refused(this, err.reason)
+      this.reply(err.reason, err.message, message.id)
+    } else {
+      this.#host.refused(this, 'unavailable', err)
+      this.reply('unavailable', 'the Beacon cannot serve this request now', message.id)
     }
   }
 
   #onClose(): void {
     this.#state = 'closed'
-    this.#queue = this.#queue.then(() => this.#host.closed(this))
+    // After the requests in flight, so that none re-adds a registration after the cleanup.
+    if (this.#inFlight === 0) void this.#host.closed(this)
+    else this.#queue = this.#queue.then(() => this.#host.closed(this))
   }
 }
 
+/** A request: a client message that gets `ok` or `error` once done. */
+type Request = Exclude<ClientMessage, { type: 'hello' | 'ping' }>
+
 function ignore(): void {}
+
+/** A final ping frame without payload (RFC 6455 §5.5.2); one buffer, written as is to every socket. */
+const PING_FRAME = Buffer.from([0x89, 0x00])
