@@ -13,8 +13,8 @@
 //
 // RSS per peer = (Beacon RSS with the peers − RSS before they came) ÷ peers, after GC.
 // The peer processes run with --max-semi-space-size=8: the load generator's scavenges are
-// then short (5–8 ms with 10,000 peers each, against 12–20 ms with 32; the same GC time
-// in all), and its pauses count in the latencies; the Beacons run with Node's defaults.
+// then short (5–8 ms with 10,000 peers each, against up to 11–22 ms with 32), and its
+// pauses count in the latencies; the Beacons run with Node's defaults.
 // Extra flags: BEACON_BENCH_NODE_ARGS (Beacons), BEACON_BENCH_PEER_NODE_ARGS (peers);
 // BEACON_BENCH_TRACE_GC=1 adds --trace-gc. GC pauses of each phase are reported
 // (`beaconGc`, `peersGc`: scavenges, mark-compacts, total and longest pause in ms).
