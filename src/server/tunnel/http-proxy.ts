@@ -4,8 +4,9 @@
  * `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host`, and passing WebSocket
  * (and other) upgrades through as raw streams.
  *
- * Each request travels in a connection of its own (`Connection: close` towards the
- * device). `X-Forwarded-*` headers sent by the client are replaced, never trusted.
+ * Requests reuse idle tunnelled connections to the same device (keep-alive, pooled per
+ * device name by {@link DeviceHttpAgent}); an upgrade always gets a connection of its
+ * own. `X-Forwarded-*` headers sent by the client are replaced, never trusted.
  *
  * In a fleet, a name online on another server is forwarded to that server's HTTP port
  * with a signed hop header ({@link FLEET_HOP_HEADER}, see `fleet-http.ts`) saying who
@@ -20,6 +21,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http'
 import { isIP, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { joinStreams } from '../../tunnel/join-streams.js'
+import { DeviceHttpAgent, type DeviceRequestOptions } from './device-http-agent.js'
 import type { TunnelAddress } from '../../tunnel/tunnel-messages.js'
 import { isTunnelName } from '../../tunnel/tunnel-name.js'
 import { type TunnelErrorStatus, tunnelErrorPage } from './error-page.js'
@@ -88,9 +90,11 @@ export function createTunnelHttpServer(host: TunnelHttpHost, options: TunnelHttp
     connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(options.headersTimeoutMs / 2))),
   })
   server.keepAliveTimeout = 5_000
+  const agent = new DeviceHttpAgent()
+  server.once('close', () => agent.destroy())
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     host.stats.httpRequests++
-    handleRequest(host, req, res).catch(() => fail(host, res, 502, 'The tunnel failed.'))
+    handleRequest(host, agent, req, res).catch(() => fail(host, res, 502, 'The tunnel failed.'))
   })
   server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
     socket.on('error', ignore)
@@ -160,27 +164,42 @@ async function open(host: TunnelHttpHost, name: string, client: TunnelAddress, s
   }
 }
 
-async function handleRequest(host: TunnelHttpHost, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function handleRequest(host: TunnelHttpHost, agent: DeviceHttpAgent, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const target = await resolve(host, req)
   if (!target.ok) return fail(host, res, target.status, target.detail)
-  const controller = new AbortController()
-  const onGone = () => controller.abort()
-  res.once('close', onGone)
-  const opened = await open(host, target.name, target.client, controller.signal)
-  if (!opened.ok) return fail(host, res, opened.status, opened.detail)
-  const stream = opened.stream
-  res.off('close', onGone)
-  const upstream = http.request({
+  const pool = target.remote ? `${target.name}@remote` : target.name
+  let stream: Duplex | undefined
+  if (!agent.hasIdle(pool)) {
+    const controller = new AbortController()
+    const onGone = () => controller.abort()
+    res.once('close', onGone)
+    const opened = await open(host, target.name, target.client, controller.signal)
+    res.off('close', onGone)
+    if (!opened.ok) return fail(host, res, opened.status, opened.detail)
+    stream = opened.stream
+    if (res.destroyed) {
+      stream.destroy()
+      return
+    }
+  }
+  const options: DeviceRequestOptions = {
     method: req.method,
     path: req.url,
     headers: forwardHeaders(host, req, false, target.client, target.remote),
-    createConnection: () => stream as Socket,
+    agent,
+    tunnelPool: pool,
+    tunnelStream: stream,
     setHost: false,
+  }
+  const upstream = http.request(options)
+  upstream.on('socket', (socket) => {
+    // A connection opened for this request but not used (the pool had one after all) is closed.
+    if (stream !== undefined && socket !== stream) stream.destroy()
   })
   upstream.on('error', () => {
     if (!res.headersSent) fail(host, res, 502, `Device “${target.name}”'s web service closed the connection.`)
     else res.destroy()
-    stream.destroy()
+    stream?.destroy()
   })
   upstream.on('response', (answer) => {
     const headers: string[] = []
@@ -195,10 +214,7 @@ async function handleRequest(host: TunnelHttpHost, req: IncomingMessage, res: Se
     answer.on('error', () => res.destroy())
   })
   res.once('close', () => {
-    if (!res.writableFinished) {
-      upstream.destroy()
-      stream.destroy()
-    }
+    if (!res.writableFinished) upstream.destroy()
   })
   req.pipe(upstream)
 }
@@ -239,7 +255,6 @@ function forwardHeaders(host: TunnelHttpHost, req: IncomingMessage, upgrade: boo
     if (!upgrade && (HOP_BY_HOP.has(key) || named.has(key))) continue
     out.push(req.rawHeaders[i]!, req.rawHeaders[i + 1]!)
   }
-  if (!upgrade) out.push('Connection', 'close')
   out.push('X-Forwarded-For', client.host)
   out.push('X-Forwarded-Proto', host.scheme)
   if (req.headers.host !== undefined) out.push('X-Forwarded-Host', req.headers.host)

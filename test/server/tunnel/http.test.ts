@@ -114,3 +114,47 @@ describe('HTTP by name', () => {
     expect(offline.body).toContain('offline')
   })
 })
+
+describe('HTTP keep-alive towards the device (pooled tunnelled connections)', () => {
+  let server: TunnelServer
+  let web: Server
+  let client: TunnelClient
+  let keepAliveHint: string | undefined
+
+  beforeAll(async () => {
+    server = await startTunnel()
+    // Answers with the port its request came from: the same port means the same tunnelled connection.
+    web = createServer((req, res) => {
+      res.setHeader('content-type', 'text/plain')
+      if (keepAliveHint !== undefined) res.setHeader('keep-alive', keepAliveHint)
+      res.end(String(req.socket.remotePort))
+    })
+    web.listen(0, '127.0.0.1')
+    await once(web, 'listening')
+    client = await exposeServices({ servers: urlOf(server), ports: [portOf(web)], name: 'pooled', token: TOKEN })
+  })
+
+  afterAll(async () => {
+    await client?.close()
+    await server?.close()
+    await closeServer(web)
+  })
+
+  it('reuses one tunnelled connection for requests of different client connections', async () => {
+    keepAliveHint = undefined
+    const first = await curl(server, 'pooled.example.test')
+    const second = await curl(server, 'pooled.example.test')
+    expect(first.status).toBe(200)
+    expect(second.status).toBe(200)
+    expect(second.body).toBe(first.body)
+  })
+
+  it('does not pool when the service announces a keep-alive timeout too short to use safely', async () => {
+    keepAliveHint = 'timeout=1'
+    const first = await curl(server, 'pooled.example.test')
+    const second = await curl(server, 'pooled.example.test')
+    expect(first.status).toBe(200)
+    expect(second.status).toBe(200)
+    expect(second.body).not.toBe(first.body)
+  })
+})
