@@ -145,9 +145,21 @@ export function nameFromHost(header: string | undefined, domain: string): string
   return isTunnelName(label) ? label : undefined
 }
 
-async function open(host: TunnelHttpHost, name: string, client: TunnelAddress, signal: AbortSignal): Promise<{ ok: true; stream: Duplex } | { ok: false; status: TunnelErrorStatus; detail: string }> {
+/**
+ * Opens a tunnelled connection for a request whose client connection is `downstream`
+ * (given up when that closes first).
+ */
+async function open(
+  host: TunnelHttpHost,
+  name: string,
+  client: TunnelAddress,
+  downstream: NodeJS.EventEmitter,
+): Promise<{ ok: true; stream: Duplex } | { ok: false; status: TunnelErrorStatus; detail: string }> {
+  const controller = new AbortController()
+  const onGone = () => controller.abort()
+  downstream.once('close', onGone)
   try {
-    return { ok: true, stream: await host.open(name, client, signal) }
+    return { ok: true, stream: await host.open(name, client, controller.signal) }
   } catch (err) {
     const reason = err instanceof TunnelOpenError ? err.reason : 'unreachable'
     switch (reason) {
@@ -161,6 +173,8 @@ async function open(host: TunnelHttpHost, name: string, client: TunnelAddress, s
       default:
         return { ok: false, status: 502, detail: `Device “${name}” is online, but its web service refused the connection.` }
     }
+  } finally {
+    downstream.off('close', onGone)
   }
 }
 
@@ -170,11 +184,7 @@ async function handleRequest(host: TunnelHttpHost, agent: DeviceHttpAgent, req: 
   const pool = target.remote ? `${target.name}@remote` : target.name
   let stream: Duplex | undefined
   if (!agent.hasIdle(pool)) {
-    const controller = new AbortController()
-    const onGone = () => controller.abort()
-    res.once('close', onGone)
-    const opened = await open(host, target.name, target.client, controller.signal)
-    res.off('close', onGone)
+    const opened = await open(host, target.name, target.client, res)
     if (!opened.ok) return fail(host, res, opened.status, opened.detail)
     stream = opened.stream
     if (res.destroyed) {
@@ -223,11 +233,7 @@ async function handleUpgrade(host: TunnelHttpHost, req: IncomingMessage, socket:
   host.stats.httpUpgrades++
   const target = await resolve(host, req)
   if (!target.ok) return failRaw(host, socket, target.status, target.detail)
-  const controller = new AbortController()
-  const onGone = () => controller.abort()
-  socket.once('close', onGone)
-  const opened = await open(host, target.name, target.client, controller.signal)
-  socket.off('close', onGone)
+  const opened = await open(host, target.name, target.client, socket)
   if (!opened.ok) return failRaw(host, socket, opened.status, opened.detail)
   const stream = opened.stream
   if (socket.destroyed) {
