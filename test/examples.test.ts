@@ -28,3 +28,32 @@ it('examples/nat-check.mjs prints the public address and NAT behaviour', async (
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+/** Runs an example with node; resolves with its stdout (rejects on a non-zero exit). */
+async function runExample(file: string, env: Record<string, string> = {}, timeout = 30_000): Promise<string> {
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'examples', file)], { cwd: root, env: { ...process.env, ...env }, timeout })
+  return stdout
+}
+
+it('examples/connect-by-peerid.mjs connects two peers by PeerId and uses two streams', async () => {
+  const stdout = await runExample('connect-by-peerid.mjs')
+  expect(stdout).toMatch(/bob: connected to 12D3KooW\w+ \(direct, \d+ ms\)/)
+  expect(stdout).toMatch(/alice: connection from 12D3KooW\w+ over direct/)
+  expect(stdout).toContain('bob: alice got stream "notes"')
+  expect(stdout).toContain('bob: echo "hello alice"')
+})
+
+it('examples/expose-web-ui.mjs serves the web UI by name and a raw TCP port through the tunnel', async () => {
+  const stdout = await runExample('expose-web-ui.mjs')
+  expect(stdout).toMatch(/web UI at http:\/\/my-device\.tunnel\.test:\d+\//)
+  expect(stdout).toContain('visitor got: 200 device UI: GET /status for 127.0.0.1')
+  expect(stdout).toContain('echo service: ping over raw TCP')
+})
+
+it('examples/run-servers.mjs starts the servers, prints what clients need, and stops', async () => {
+  const stdout = await runExample('run-servers.mjs', { EXIT_AFTER_MS: '300' })
+  expect(stdout).toMatch(/beacon: +127\.0\.0\.1:\d+#[\w-]{43}/)
+  expect(stdout).toMatch(/turn: +turn:127\.0\.0\.1:\d+ +user \d+:alice +password \S+/)
+  expect(stdout).toMatch(/tunnel: +wss:\/\/127\.0\.0\.1:\d+\/#[\w-]{43} +token \S+/)
+  expect(stdout).toMatch(/stopped\n$/)
+})
