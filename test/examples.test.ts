@@ -57,3 +57,11 @@ it('examples/run-servers.mjs starts the servers, prints what clients need, and s
   expect(stdout).toMatch(/tunnel: +wss:\/\/127\.0\.0\.1:\d+\/#[\w-]{43} +token \S+/)
   expect(stdout).toMatch(/stopped\n$/)
 })
+
+it('examples/nat-lab.mjs connects two peers directly through two kernel NATs', async () => {
+  const stdout = await runExample('nat-lab.mjs', {}, 60_000)
+  if (stdout.startsWith('the NAT lab cannot run here') && !process.env.CI) return // not root: nothing to show
+  expect(stdout).toMatch(/alice \(10\.0\.1\.10, behind 198\.18\.2\.10\) listens as 12D3KooW\w+/)
+  expect(stdout).toMatch(/bob \(10\.0\.2\.10, behind 198\.18\.2\.11\) connected in \d+ ms over direct/)
+  expect(stdout).toContain('echo: hello through two NATs')
+}, 70_000)
