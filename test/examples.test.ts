@@ -65,3 +65,27 @@ it('examples/nat-lab.mjs connects two peers directly through two kernel NATs', a
   expect(stdout).toMatch(/bob \(10\.0\.2\.10, behind 198\.18\.2\.11\) connected in \d+ ms over direct/)
   expect(stdout).toContain('echo: hello through two NATs')
 }, 70_000)
+
+it('examples/systemd/redis-fleet.toml is a valid peerlink-server config for a fleet member', async () => {
+  const { readFile } = await import('node:fs/promises')
+  const { parseServerConfig } = await import('../src/server/config.js')
+  const file = join(root, 'examples', 'systemd', 'redis-fleet.toml')
+  const config = parseServerConfig(await readFile(file, 'utf8'), file) as unknown as {
+    beacon: { redis?: string }
+    tunnel: { redis?: string; serverId?: string; publicUrl?: string }
+    turn: { staticAuthSecrets: string[] }
+  }
+  expect(config.beacon.redis).toBe('redis://10.0.0.5:6379')
+  expect(config.tunnel).toMatchObject({ redis: 'redis://10.0.0.5:6379', serverId: 'tunnel-1', publicUrl: 'wss://tunnel-1.example.com:8443' })
+  expect(config.turn.staticAuthSecrets).toHaveLength(2)
+})
+
+it('examples/systemd/peerlink-server.service starts a command peerlink-server accepts', async () => {
+  const { readFile } = await import('node:fs/promises')
+  const unit = await readFile(join(root, 'examples', 'systemd', 'peerlink-server.service'), 'utf8')
+  const exec = /^ExecStart=\/usr\/bin\/env peerlink-server (.+)$/m.exec(unit)?.[1]
+  expect(exec).toBeDefined()
+  // The same arguments, with --help: a usage error (exit 2) would mean an unknown option.
+  const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin', 'peerlink-server'), ...exec!.split(' '), '--help'], { cwd: root, timeout: 10_000 })
+  expect(stdout).toContain('Usage: peerlink-server')
+})
