@@ -25,6 +25,7 @@ import {
 import { BeaconProtocolError } from '../../errors.js'
 import type { TransportAddress } from '../../stun/address.js'
 import { encodeServerFrame } from './server-frame.js'
+import { closeWebSocket } from '../close-websocket.js'
 
 /** A refusal a {@link SessionHost} reports to the client as an `error` message. */
 export class SessionReplyError extends Error {
@@ -197,11 +198,7 @@ export class BeaconSession {
 
   /** Starts the closing handshake; the connection is destroyed if it has not closed after `graceMs`. */
   close(code: number, reason: string, graceMs = 2_000): void {
-    const ws = this.#ws
-    if (ws.readyState === ws.CLOSED) return
-    ws.close(code, reason)
-    const timer = setTimeout(() => ws.terminate(), graceMs)
-    ws.once('close', () => clearTimeout(timer))
+    closeWebSocket(this.#ws, code, reason, graceMs)
   }
 
   /** Destroys the connection at once. */

@@ -21,6 +21,7 @@ import {
   decodeTunnelClientMessage,
   encodeTunnelServerMessage,
 } from '../../tunnel/tunnel-messages.js'
+import { closeWebSocket } from '../close-websocket.js'
 
 /** A refusal the host reports to the device as an `error` message. */
 export class ControlReplyError extends Error {
@@ -128,11 +129,7 @@ export class ControlSession {
 
   /** Starts the closing handshake; the socket is destroyed if it has not closed after `graceMs`. */
   close(code: number, reason: string, graceMs = 2_000): void {
-    const ws = this.#ws
-    if (ws.readyState === ws.CLOSED) return
-    ws.close(code, reason)
-    const timer = setTimeout(() => ws.terminate(), graceMs)
-    ws.once('close', () => clearTimeout(timer))
+    closeWebSocket(this.#ws, code, reason, graceMs)
   }
 
   /** Destroys the socket at once. */
