@@ -11,7 +11,10 @@
 // only counts bytes. Variants are interleaved per repetition; medians are reported.
 // Runs against dist/ (npm run build first).
 //
-//   node bench/stream-mux.mjs [--mib 128] [--reps 7] [--chunk-kib 64] [--window-kib 256] [--only tcpBare,tcpMux1]
+//   node bench/stream-mux.mjs [--mib 128] [--reps 7] [--chunk-kib 64] [--window-kib 256] [--max-window-kib 16384]
+//                             [--only tcpBare,tcpMux1]
+// --window-kib / --max-window-kib: the receivers' initialWindow / maxReceiveWindow
+// (defaults: the library's, 256 KiB growing up to 16 MiB while the reader keeps up).
 import net from 'node:net'
 import os from 'node:os'
 import { once } from 'node:events'
@@ -30,6 +33,8 @@ const CHUNK_KIB = arg('chunk-kib', 64)
 const CHUNK = Buffer.alloc(CHUNK_KIB * 1024, 0x5a)
 const STREAMS = 16
 const WINDOW = arg('window-kib', 256) * 1024
+const MAX_WINDOW = process.argv.includes('--max-window-kib') ? arg('max-window-kib') * 1024 : undefined
+const windows = { initialWindow: WINDOW, ...(MAX_WINDOW === undefined ? {} : { maxReceiveWindow: MAX_WINDOW }) }
 
 /** Write `total` bytes to `writable`, honouring backpressure, then end it. */
 async function pump(writable, total) {
@@ -124,8 +129,8 @@ async function bare(makePair) {
 /** TOTAL bytes from a to b over `streams` parallel StreamMux streams. */
 async function mux(makePair, streams) {
   const { a, b, close } = await makePair()
-  const ma = new StreamMux(a, { isInitiator: true, initialWindow: WINDOW })
-  const mb = new StreamMux(b, { isInitiator: false, initialWindow: WINDOW })
+  const ma = new StreamMux(a, { isInitiator: true, ...windows })
+  const mb = new StreamMux(b, { isInitiator: false, ...windows })
   const received = []
   mb.on('stream', (s) => received.push(drain(s).then((n) => (s.end(), n))))
   const per = Math.floor(TOTAL / streams)
@@ -184,6 +189,7 @@ console.log(
     chunkKiB: CHUNK_KIB,
     streams: STREAMS,
     windowKiB: WINDOW / 1024,
+    maxWindowKiB: MAX_WINDOW === undefined ? 'default' : MAX_WINDOW / 1024,
     results,
     ratios: {
       tcpMux1VsBare: paired('tcpMux1', 'tcpBare'),

@@ -89,3 +89,11 @@ it('examples/systemd/peerlink-server.service starts a command peerlink-server ac
   const { stdout } = await promisify(execFile)(process.execPath, [join(root, 'bin', 'peerlink-server'), ...exec!.split(' '), '--help'], { cwd: root, timeout: 10_000 })
   expect(stdout).toContain('Usage: peerlink-server')
 })
+
+it('examples/rendezvous.mjs makes two peers meet by a shared code', async () => {
+  const stdout = await runExample('rendezvous.mjs', {}, 30_000)
+  expect(stdout).toMatch(/a: met 12D3KooW\w+ over direct/)
+  expect(stdout).toMatch(/b: met 12D3KooW\w+ over direct/)
+  expect(stdout).toContain('a: got "hello from b"')
+  expect(stdout).toContain('b: got "hello from a"')
+})

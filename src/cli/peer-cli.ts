@@ -1,6 +1,6 @@
 /**
  * What `peerlink listen` and `peerlink connect` share: the peer options (`--beacon`,
- * `--stun`, `--host-address`), building the {@link Peer} from them and the config file,
+ * `--stun`, `--turn`, `--tunnel`, `--host-address`), building the {@link Peer} from them and the config file,
  * the event lines on stderr (JSON with `--json`), and stopping on SIGINT/SIGTERM.
  *
  * @module
@@ -11,7 +11,8 @@ import { loadOrCreateIdentityFile } from '../identity/key-file.js'
 import type { Peer } from '../peer/peer.js'
 import { createPeer } from '../peer/peer.js'
 import type { AttemptEvent, ConnectionInfo, PeerOptions } from '../peer/peer-options.js'
-import { type BeaconServerSpec, formatServerSpec, parseBeaconSpec, parseStunSpec } from '../server-spec.js'
+import type { PeerTurnServer } from '../peer/turn-relays.js'
+import { type BeaconServerSpec, type TunnelServerSpec, formatServerSpec, parseBeaconSpec, parseStunSpec, parseTunnelSpec, parseTurnSpec } from '../server-spec.js'
 import type { CliOptionValues, CliOptionsConfig, CommonOptions } from './command.js'
 import { type CliIo, writeJsonLine } from './io.js'
 
@@ -20,6 +21,12 @@ export const PEER_OPTIONS = {
   beacon: { type: 'string', multiple: true },
   stun: { type: 'string', multiple: true },
   'host-address': { type: 'string', multiple: true },
+  turn: { type: 'string', multiple: true },
+  'turn-user': { type: 'string' },
+  'turn-pass': { type: 'string' },
+  'turn-secret': { type: 'string' },
+  tunnel: { type: 'string', multiple: true },
+  'tunnel-token': { type: 'string' },
 } as const satisfies CliOptionsConfig
 
 /** Help text of {@link PEER_OPTIONS}. */
@@ -28,6 +35,14 @@ export const PEER_OPTIONS_HELP = `Peer options:
                                  without #CERT_HASH the certificate is checked against CAs)
   --stun stun:HOST:PORT          a STUN server for the public address (repeatable; the
                                  config's "stun" are added; Beacons answer STUN as well)
+  --turn URI                     a TURN relay, turn:HOST:PORT[?transport=tcp] or
+                                 turns:HOST:PORT[#CERT_HASH] (repeatable; the config's
+                                 "turn" are added), with --turn-user U --turn-pass P or
+                                 --turn-secret S (TURN REST API secret)
+  --tunnel URL                   a tunnel server, wss://HOST:PORT[#CERT_HASH] (repeatable;
+                                 the config's "tunnels" are added): the last step of the
+                                 ladder; a listener also registers there
+  --tunnel-token T               the tunnel server's device token, if it wants one
   --host-address IP              offer only this local address as a host candidate
                                  (repeatable; loopback allowed): for tests and NAT labs,
                                  e.g. --host-address 127.0.0.1; default: every non-internal
@@ -68,9 +83,11 @@ export async function openCliPeer(
   report: Report,
 ): Promise<CliPeer> {
   const beaconSpecs: BeaconServerSpec[] = [...strings(values.beacon).map((text) => parseBeaconSpec(text)), ...(common.config?.beacons ?? [])]
-  if (beaconSpecs.length === 0) {
-    throw new CliUsageError(`${command} needs a Beacon: --beacon HOST:PORT#CERT_HASH (or "beacons" in --config)`)
+  const tunnels: TunnelServerSpec[] = [...strings(values.tunnel).map((text) => parseTunnelSpec(text)), ...(common.config?.tunnels ?? [])]
+  if (beaconSpecs.length === 0 && tunnels.length === 0) {
+    throw new CliUsageError(`${command} needs a Beacon: --beacon HOST:PORT#CERT_HASH (or "beacons" in --config), or a tunnel server: --tunnel wss://HOST:PORT#CERT_HASH`)
   }
+  const turn = turnServers(values, common)
   const stun = [...strings(values.stun).map((text) => parseStunSpec(text)), ...(common.config?.stun ?? [])].map((spec) => ({ host: spec.host, port: spec.port }))
   const hostAddresses = strings(values['host-address'])
   for (const address of hostAddresses) {
@@ -83,7 +100,8 @@ export async function openCliPeer(
       `created a new identity in ${loaded.path} (keep this file private and backed up)`,
     )
   }
-  const options: PeerOptions = { identity: loaded.identity, beacons: beaconSpecs, stun }
+  const options: PeerOptions = { identity: loaded.identity, beacons: beaconSpecs, stun, turn, tunnels }
+  if (typeof values['tunnel-token'] === 'string') options.tunnel = { token: values['tunnel-token'] }
   if (hostAddresses.length > 0) {
     options.gather = { hostAddresses, includeLoopback: true }
     // An IPv6 host candidate needs a socket that receives IPv6 (dual-stack).
@@ -180,4 +198,30 @@ export function codeOf(err: unknown): string {
 function strings(value: CliOptionValues[string]): string[] {
   if (value === undefined) return []
   return (Array.isArray(value) ? value : [value]).filter((item): item is string => typeof item === 'string')
+}
+
+/** TURN servers from `--turn` (with `--turn-user/--turn-pass` or `--turn-secret`) and the config's `turn`. */
+function turnServers(values: CliOptionValues, common: CommonOptions): PeerTurnServer[] {
+  const user = values['turn-user'] as string | undefined
+  const pass = values['turn-pass'] as string | undefined
+  const secret = values['turn-secret'] as string | undefined
+  if ((user === undefined) !== (pass === undefined) && secret === undefined) throw new CliUsageError('--turn-user and --turn-pass go together (or use --turn-secret)')
+  const fromCli: PeerTurnServer[] = strings(values.turn).map((text) => {
+    const hash = text.indexOf('#')
+    const spec = parseTurnSpec(hash < 0 ? text : text.slice(0, hash))
+    if (hash >= 0 && spec.transport !== 'tls') throw new CliUsageError(`--turn ${text}: a #CERT_HASH pin needs turns: (TLS)`)
+    if (user === undefined && secret === undefined) throw new CliUsageError(`--turn ${text} needs credentials: --turn-user U --turn-pass P, or --turn-secret S`)
+    return {
+      urls: text,
+      ...(user === undefined ? {} : { username: user }),
+      ...(pass === undefined ? {} : { credential: pass }),
+      ...(secret === undefined ? {} : { secret }),
+    }
+  })
+  const fromConfig: PeerTurnServer[] = (common.config?.turn ?? []).map((entry) => ({
+    urls: formatServerSpec(entry.server),
+    ...(entry.username === undefined ? {} : { username: entry.username }),
+    ...(entry.credential === undefined ? {} : { credential: entry.credential }),
+  }))
+  return [...fromCli, ...fromConfig]
 }

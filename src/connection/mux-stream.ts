@@ -52,8 +52,15 @@ export interface MuxStreamInit {
   direction: MuxStreamDirection
   /** Its label. */
   label: string
-  /** The receive window we grant the remote (≥ {@link DEFAULT_WINDOW}). */
+  /** The receive window we grant the remote at first (≥ {@link DEFAULT_WINDOW}). */
   window: number
+  /** How far the receive window may grow (≥ `window`). */
+  maxWindow: number
+}
+
+/** The readable side a {@link MuxStream} delivers into ({@link MuxStream.attach}). @internal */
+export interface MuxStreamSink {
+  push(chunk: Buffer | null): boolean
 }
 
 /** Writes smaller than this that queue up while the stream waits are merged into one frame. */
@@ -79,8 +86,9 @@ export class MuxStream extends Duplex {
   readonly direction: MuxStreamDirection
 
   readonly #host: MuxStreamHost
-  readonly #window: number
-  readonly #creditThreshold: number
+  #window: number
+  readonly #maxWindow: number
+  #creditThreshold: number
   #sendWindow = DEFAULT_WINDOW
   #receiveWindow: number
   #unacknowledged = 0
@@ -94,6 +102,8 @@ export class MuxStream extends Duplex {
   #pendingIndex = 0
   #pendingCallback: ((err?: Error | null) => void) | null = null
   #pumping = false
+  /** Where received bytes go: this stream, or the Duplex that {@link attach} gave. */
+  #sink: MuxStreamSink = this
 
   /** @internal Use {@link StreamMux.openStream}. */
   constructor(host: MuxStreamHost, init: MuxStreamInit) {
@@ -103,8 +113,32 @@ export class MuxStream extends Duplex {
     this.label = init.label
     this.direction = init.direction
     this.#window = init.window
+    this.#maxWindow = Math.max(init.window, init.maxWindow)
     this.#receiveWindow = init.window
     this.#creditThreshold = Math.max(1, Math.floor(init.window / 2))
+  }
+
+  /**
+   * @internal Deliver what this stream receives to `sink` instead of this stream's own
+   * readable side, so that a wrapper (the connection's main stream) needs no second
+   * buffering hop: the wrapper's `_read` / `_write` / `_writev` / `_final` call this
+   * stream's, and this stream's bytes and end are pushed into the wrapper. Anything
+   * already buffered on this stream's readable side moves to `sink` first. This stream's
+   * own readable then never ends and its writable must not be used any more; errors and
+   * `'close'` still come from this stream.
+   */
+  attach(sink: MuxStreamSink): void {
+    if (this.#sink === sink) return
+    const buffered: Buffer[] = []
+    for (let chunk: Buffer | null; this.readableLength > 0 && (chunk = this.read() as Buffer | null) !== null; ) buffered.push(chunk)
+    this.#sink = sink
+    for (const chunk of buffered) sink.push(chunk)
+    if (this.#eofPushed) sink.push(null)
+  }
+
+  /** @internal Whether the remote's end has been handed on (to this stream's reader or the {@link attach} sink). */
+  get remoteEndDelivered(): boolean {
+    return this.#eofPushed
   }
 
   /** Bytes received and held for the reader (beyond Node's readable buffer). */
@@ -134,8 +168,8 @@ export class MuxStream extends Duplex {
   handleData(piece: Buffer): void {
     if (this.destroyed || piece.length === 0) return
     if (this.#wantsData && this.#queue.length === 0) {
-      this.#credit(piece.length)
-      this.#wantsData = this.push(piece)
+      this.#credit(piece.length, true)
+      this.#wantsData = this.#sink.push(piece)
     } else {
       this.#queue.push(piece)
     }
@@ -156,7 +190,7 @@ export class MuxStream extends Duplex {
     this.#remoteEnded = true
     if (this.#queue.length === 0 && !this.destroyed) {
       this.#eofPushed = true
-      this.push(null)
+      this.#sink.push(null)
     }
     this.#maybeRelease()
   }
@@ -186,12 +220,12 @@ export class MuxStream extends Duplex {
     this.#wantsData = true
     while (this.#wantsData && this.#queue.length > 0) {
       const chunk = this.#queue.shift()!
-      this.#credit(chunk.length)
-      this.#wantsData = this.push(chunk)
+      this.#credit(chunk.length, false)
+      this.#wantsData = this.#sink.push(chunk)
     }
     if (this.#remoteEnded && !this.#eofPushed && this.#queue.length === 0) {
       this.#eofPushed = true
-      this.push(null)
+      this.#sink.push(null)
     }
   }
 
@@ -291,13 +325,25 @@ export class MuxStream extends Duplex {
     })
   }
 
-  /** Count `n` bytes as handed to the reader; grant credit back in batches of half the window. */
-  #credit(n: number): void {
+  /**
+   * Count `n` bytes as handed to the reader; grant credit back in batches of half the
+   * window. When the batch completes with bytes the reader was already waiting for
+   * (`keepingUp`: they went straight to it, nothing queued), the window doubles with the
+   * grant, up to `maxWindow`: the window, not the reader, is what holds the sender back
+   * then (docs/stream-mux.md, "Flow control").
+   */
+  #credit(n: number, keepingUp: boolean): void {
     if (this.#remoteEnded || this.#released) return
     this.#unacknowledged += n
     if (this.#unacknowledged >= this.#creditThreshold) {
-      const increment = this.#unacknowledged
+      let increment = this.#unacknowledged
       this.#unacknowledged = 0
+      if (keepingUp && this.#window < this.#maxWindow) {
+        const grown = Math.min(this.#window * 2, this.#maxWindow)
+        increment += grown - this.#window
+        this.#window = grown
+        this.#creditThreshold = Math.floor(grown / 2)
+      }
       this.#receiveWindow += increment
       this.#host.sendWindowUpdate(this.id, increment)
     }

@@ -32,6 +32,17 @@ export interface StreamMuxOptions {
    */
   initialWindow?: number
   /**
+   * How far a stream's receive window may grow. A stream starts with `initialWindow`;
+   * each time its reader takes half the window while keeping up (nothing received is
+   * left waiting for it), the window doubles, up to this: a bulk transfer is then not
+   * held back by the window over a path with a large bandwidth-delay product or deep
+   * queues, while a stream whose reader lags never grows. A stream nobody reads still
+   * holds at most its current window. Equal to `initialWindow` turns growth off; at
+   * most 1 GiB.
+   * @default 16_777_216 (16 MiB), or `initialWindow` if that is larger
+   */
+  maxReceiveWindow?: number
+  /**
    * Largest data payload sent in one frame, 1 KiB to 64 KiB.
    * @default 65_536
    */
@@ -95,7 +106,9 @@ export interface StreamMuxEvents {
 export const DEFAULT_MAX_STREAMS = 1024
 /** Default of {@link StreamMuxOptions.maxFrameSize}: 64 KiB, so a 64 KiB write (a TCP read, say) is one frame. */
 export const DEFAULT_MAX_FRAME_SIZE = MAX_FRAME_PAYLOAD
-/** Largest {@link StreamMuxOptions.initialWindow} (1 GiB). */
+/** Default of {@link StreamMuxOptions.maxReceiveWindow} (16 MiB), unless `initialWindow` is larger. */
+export const DEFAULT_MAX_RECEIVE_WINDOW = 16 * 1024 * 1024
+/** Largest {@link StreamMuxOptions.initialWindow} and {@link StreamMuxOptions.maxReceiveWindow} (1 GiB). */
 export const MAX_INITIAL_WINDOW = 2 ** 30
 
 /** Options with their defaults filled in. @internal */
@@ -103,6 +116,7 @@ export interface ValidatedOptions {
   isInitiator: boolean
   maxStreams: number
   initialWindow: number
+  maxReceiveWindow: number
   maxFrameSize: number
   keepAliveInterval: number
   signal: AbortSignal | undefined
@@ -128,15 +142,17 @@ export function validateOptions(duplex: Duplex, options: StreamMuxOptions): Vali
     keepAliveInterval = 0,
     signal,
   } = options
+  const { maxReceiveWindow = Math.max(DEFAULT_MAX_RECEIVE_WINDOW, typeof initialWindow === 'number' ? initialWindow : 0) } = options
   if (typeof isInitiator !== 'boolean') throw new InvalidArgumentError('isInitiator must be a boolean')
   checkInteger('maxStreams', maxStreams, 1, 2 ** 24)
   checkInteger('initialWindow', initialWindow, DEFAULT_WINDOW, MAX_INITIAL_WINDOW)
+  checkInteger('maxReceiveWindow', maxReceiveWindow, initialWindow, MAX_INITIAL_WINDOW)
   checkInteger('maxFrameSize', maxFrameSize, 1024, MAX_FRAME_PAYLOAD)
   if (typeof keepAliveInterval !== 'number' || !Number.isFinite(keepAliveInterval) || keepAliveInterval < 0) {
     throw new InvalidArgumentError(`keepAliveInterval must be a non-negative number of milliseconds, got ${String(keepAliveInterval)}`)
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
-  return { isInitiator, maxStreams, initialWindow, maxFrameSize, keepAliveInterval, signal }
+  return { isInitiator, maxStreams, initialWindow, maxReceiveWindow, maxFrameSize, keepAliveInterval, signal }
 }
 
 function checkInteger(name: string, value: unknown, min: number, max: number): void {

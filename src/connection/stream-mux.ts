@@ -45,11 +45,6 @@ export type { MuxPingOptions, OpenStreamOptions, StreamMuxCloseOptions, StreamMu
 /** Payloads shorter than this are copied behind their header (one small write beats a writev). */
 const COPY_BELOW = 1024
 /**
- * Largest frame written as header + payload without copying: what the secure
- * connection coalesces into one message (its 64 KiB limit).
- */
-const WRITEV_MAX = 64 * 1024
-/**
  * Frames a remote can make us send at will (pongs, refusals) that may queue up while
  * the transport is congested; more means the remote sends but does not read.
  */
@@ -86,8 +81,10 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
   readonly isInitiator: boolean
   /** Most streams open at once. */
   readonly maxStreams: number
-  /** Receive window per stream. */
+  /** Receive window a stream starts with. */
   readonly initialWindow: number
+  /** How far a stream's receive window may grow ({@link StreamMuxOptions.maxReceiveWindow}). */
+  readonly maxReceiveWindow: number
   /** Largest data payload per frame. */
   readonly maxFrameSize: number
 
@@ -123,6 +120,7 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
     this.isInitiator = opts.isInitiator
     this.maxStreams = opts.maxStreams
     this.initialWindow = opts.initialWindow
+    this.maxReceiveWindow = opts.maxReceiveWindow
     this.maxFrameSize = opts.maxFrameSize
     this.#nextLocalId = opts.isInitiator ? 1 : 2
     this.#duplex = duplex
@@ -219,14 +217,14 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
       refusal = new MuxStreamRefusedError('Cannot open a stream: stream ids are exhausted; open a new connection')
     }
     if (refusal !== null) {
-      const stream = new MuxStream(this.#host, { id: 0, direction: 'outbound', label, window: this.initialWindow })
+      const stream = new MuxStream(this.#host, { id: 0, direction: 'outbound', label, window: this.initialWindow, maxWindow: this.maxReceiveWindow })
       stream.abort(refusal)
       return stream
     }
 
     const id = this.#nextLocalId
     this.#nextLocalId += 2
-    const stream = new MuxStream(this.#host, { id, direction: 'outbound', label, window: this.initialWindow })
+    const stream = new MuxStream(this.#host, { id, direction: 'outbound', label, window: this.initialWindow, maxWindow: this.maxReceiveWindow })
     this.#streams.set(id, stream)
     const open = Buffer.allocUnsafe(FRAME_HEADER_LENGTH + labelBytes.length)
     writeFrameHeader(open, 0, FrameTypeCode.open, id, labelBytes.length)
@@ -400,7 +398,7 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
       this.#sendReset(id, 'refused')
       return
     }
-    const stream = new MuxStream(this.#host, { id, direction: 'inbound', label, window: this.initialWindow })
+    const stream = new MuxStream(this.#host, { id, direction: 'inbound', label, window: this.initialWindow, maxWindow: this.maxReceiveWindow })
     this.#streams.set(id, stream)
     this.#grantExtraWindow(id)
     this.emit('stream', stream)
@@ -475,20 +473,18 @@ export class StreamMux extends EventEmitter<StreamMuxEvents> {
   }
 
   /**
-   * A frame goes to the transport in one `_writev` or one write:
-   * - header and payload as two buffers under one cork when the frame fits in 64 KiB
-   *   and the payload is not tiny: no copy here; TCP sends both with one `writev`, and
-   *   the secure connection coalesces them into one message (copying, as it must);
-   * - otherwise one buffer, the payload copied behind the header: a tiny payload, or a
-   *   full 64 KiB one (a 64 KiB application write), whose separate header the secure
-   *   connection would send as a message of its own (it coalesces up to 64 KiB).
-   * See docs/stream-mux.md and docs/benchmarks.md.
+   * A data frame goes to the transport as its header and its payload, two buffers under
+   * one cork (one `_writev`), without copying the payload here: TCP sends both with one
+   * `writev`, and the secure connection builds one encrypted message of them (it
+   * coalesces queued writes, with room for a header beyond 64 KiB, copying once into the
+   * message it encrypts in place). Only tiny payloads are copied behind their header
+   * (one small write beats a writev). See docs/stream-mux.md and docs/benchmarks.md.
    */
   #sendData(id: number, payload: Buffer): void {
     if (this.#destroyed) return
     const n = payload.length
     const duplex = this.#duplex
-    if (n >= COPY_BELOW && FRAME_HEADER_LENGTH + n <= WRITEV_MAX) {
+    if (n >= COPY_BELOW) {
       const header = Buffer.allocUnsafe(FRAME_HEADER_LENGTH)
       writeFrameHeader(header, 0, FrameTypeCode.data, id, n)
       duplex.cork()

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import type { IcePairOutcome } from '../errors.js'
+import { InvalidArgumentError, SocketClosedError, type IcePairOutcome } from '../errors.js'
+import { checkRetransmit } from '../stun/transaction.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 import type { DatagramEndpoint } from '../stun/datagram-endpoint.js'
 import type { StunRetransmitOptions } from '../stun/transaction.js'
@@ -87,6 +88,13 @@ export interface IceAgentOptions {
    */
   nominationDelay?: number
   /**
+   * Controlling side: ms after the agent started before a pair through a relay (a
+   * relayed candidate on either side) may be nominated, so direct pairs get their chance
+   * first (see {@link IceAgent.nominateRelaysNow}).
+   * @default 0
+   */
+  relayDelay?: number
+  /**
    * Controlled side: select a pair as soon as the peer's USE-CANDIDATE check for it
    * arrives, without waiting for our own check of it (see `ControllingNominationOptions`).
    * @default false (RFC 8445 §7.3.1.5)
@@ -158,4 +166,24 @@ export interface IceAgentEvents {
   'consent-lost': [info: { selection: IceSelection; sinceLastResponseMs: number }]
   /** The attempt failed (every pair failed, or timeout); `pairs` for diagnostics. */
   failed: [info: { reason: 'failed' | 'timeout' | 'consent-lost'; pairs: IcePairOutcome[] }]
+}
+
+/**
+ * Throws `InvalidArgumentError` on invalid {@link IceAgent} options, `SocketClosedError`
+ * for a closed socket.
+ *
+ * @internal
+ */
+export function checkIceAgentOptions(options: IceAgentOptions): void {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('IceAgent needs options')
+  if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be "controlling" or "controlled"')
+  if ((options.socket === undefined) === (options.endpoint === undefined)) throw new InvalidArgumentError('IceAgent needs exactly one of socket and endpoint')
+  if (options.tieBreaker !== undefined && (typeof options.tieBreaker !== 'bigint' || options.tieBreaker < 0n || options.tieBreaker >= 2n ** 64n)) {
+    throw new InvalidArgumentError('tieBreaker must be a 64-bit unsigned bigint')
+  }
+  for (const [name, value] of [['ta', options.ta], ['nominationDelay', options.nominationDelay], ['relayDelay', options.relayDelay]] as const) {
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`)
+  }
+  if (options.checkRetransmit !== undefined) checkRetransmit(options.checkRetransmit, 'IceAgent checkRetransmit')
+  if (options.socket !== undefined && options.socket.closed) throw new SocketClosedError('The socket is closed')
 }

@@ -23,7 +23,7 @@ import {
 import { isStunMessage } from '../stun/classify.js'
 import type { DatagramEndpoint, DatagramSource } from '../stun/datagram-endpoint.js'
 import { createStunRequest, decodeStunMessage, encodeStunMessage, getAttribute, type DecodedStunMessage } from '../stun/message.js'
-import { StunTransactionManager, checkRetransmit, type StunResponse } from '../stun/transaction.js'
+import { StunTransactionManager, type StunResponse } from '../stun/transaction.js'
 import { peerSocketEndpoint } from '../transport/peer-socket-endpoint.js'
 import { createLocalCandidate, type IceCandidate, type LocalCandidate } from './candidate.js'
 import { parseCandidate, formatCandidate } from './candidate-codec.js'
@@ -35,10 +35,12 @@ import { CheckPacer } from './check-pacer.js'
 import { Checklist } from './checklist.js'
 import { ConsentFreshness } from './consent-freshness.js'
 import { answerCheckRequest, checkIntegrityKey, createCheckRequest, interpretCheckResponse, type IncomingCheck } from './connectivity-check.js'
-import type { IceAgentEvents, IceAgentOptions, IceAgentState, IceConnectOptions, IceSelection } from './ice-agent-options.js'
+import { checkIceAgentOptions, type IceAgentEvents, type IceAgentOptions, type IceAgentState, type IceConnectOptions, type IceSelection } from './ice-agent-options.js'
 import { checkIceCredentials, generateIceCredentials, parseIceCredentials, type IceCredentials } from './ice-credentials.js'
 import { oppositeRole, randomTieBreaker, type IceRole } from './ice-role.js'
 import { createNomination, type NominationStrategy } from './nomination.js'
+import { RelayRoutes, type IceRelay } from './relay-routes.js'
+import { waitForSelection, type SelectionWaiter } from './selection-waiter.js'
 
 const DEFAULT_CHECK_RETRANSMIT = { rto: 500, rc: 5, rm: 4 }
 const MAX_DEFERRED_CHECKS = 32
@@ -78,7 +80,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #inFlight = new Map<CandidatePair, InFlight>()
   /** Pairs whose check was cancelled and re-sent while younger than Ta (once per pair). */
   readonly #retriggeredYoung = new WeakSet<CandidatePair>()
-  readonly #deferred: { check: IncomingCheck; source: { address: string; port: number } }[] = []
+  readonly #deferred: { check: IncomingCheck; source: { address: string; port: number }; relayKey: string | undefined }[] = []
+  readonly #relays = new RelayRoutes((data, from, key) => this.#onDatagram(data, from, key))
+  readonly #createdAt = performance.now()
+  #relayDelay: number
   readonly #unsubscribe: () => void
   readonly #dualStack: boolean
   #consent: ConsentFreshness | undefined
@@ -88,22 +93,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #gatheringDone = false
   #remoteEnded = false
   #failure: IceFailedError | undefined
-  readonly #waiters = new Set<{ resolve: (s: IceSelection) => void; reject: (e: unknown) => void }>()
+  readonly #waiters = new Set<SelectionWaiter>()
   readonly #onAbort = (): void => this.close()
 
   constructor(options: IceAgentOptions) {
     super()
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('IceAgent needs options')
-    if (options.role !== 'controlling' && options.role !== 'controlled') throw new InvalidArgumentError('role must be "controlling" or "controlled"')
-    if ((options.socket === undefined) === (options.endpoint === undefined)) throw new InvalidArgumentError('IceAgent needs exactly one of socket and endpoint')
-    if (options.tieBreaker !== undefined && (typeof options.tieBreaker !== 'bigint' || options.tieBreaker < 0n || options.tieBreaker >= 2n ** 64n)) {
-      throw new InvalidArgumentError('tieBreaker must be a 64-bit unsigned bigint')
-    }
-    for (const [name, value] of [['ta', options.ta], ['nominationDelay', options.nominationDelay]] as const) {
-      if (value !== undefined && !(Number.isFinite(value) && value >= 0)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`)
-    }
-    if (options.checkRetransmit !== undefined) checkRetransmit(options.checkRetransmit, 'IceAgent checkRetransmit')
-    if (options.socket !== undefined && options.socket.closed) throw new SocketClosedError('The socket is closed')
+    checkIceAgentOptions(options)
     this.#options = options
     this.#endpoint = options.endpoint ?? peerSocketEndpoint(options.socket as NonNullable<IceAgentOptions['socket']>)
     const bound = this.#endpoint.localAddress?.()
@@ -114,6 +109,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#role = options.role
     this.#tieBreaker = options.tieBreaker ?? randomTieBreaker()
     this.#retransmit = { ...DEFAULT_CHECK_RETRANSMIT, ...options.checkRetransmit }
+    this.#relayDelay = options.relayDelay ?? 0
     this.#checklist = new Checklist({
       role: this.#role,
       ...(options.maxPairs === undefined ? {} : { maxPairs: options.maxPairs }),
@@ -121,7 +117,12 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     })
     this.#gatherer = new CandidateGatherer({ endpoint: this.#endpoint, stunServers: options.stunServers ?? [], ...options.gather })
     this.#gatherer.on('candidate', (candidate) => this.#onLocalCandidate(candidate))
-    this.#transactions = new StunTransactionManager({ send: (data, port, host) => this.#endpoint.send(data, port, host) })
+    this.#transactions = new StunTransactionManager({
+      send: (data, port, host) => {
+        const key = this.#relays.routeOf(data)
+        if (key === undefined || !this.#relays.send(key, data, port, host)) this.#endpoint.send(data, port, host)
+      },
+    })
     this.#pacer = new CheckPacer(options.ta ?? 50, () => this.#sendNextCheck())
     this.#nomination = this.#createNomination()
     this.#unsubscribe = this.#endpoint.onMessage((data, from) => this.#onDatagram(data, from))
@@ -213,7 +214,35 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (this.#state === 'closed' || this.#state === 'failed' || this.#selection !== undefined) return
     if (parsed.component !== 1) return
     const added = this.#checklist.addRemoteCandidate(parsed)
+    // RFC 8656 §9: the relays must permit the peer before checks from or to it pass.
+    if (added.length > 0) this.#relays.permit(parsed)
     if (added.length > 0) this.#pacer.kick()
+  }
+
+  /**
+   * Adds a relay (a TURN allocation, see `TurnRelayEndpoint`) as a relayed local
+   * candidate: it is emitted as a `candidate` (trickle it), paired, and checked through
+   * the relay; permissions for every remote candidate's IP are installed on it. Returns
+   * the candidate, or `undefined` if that relayed address is known or the agent is done.
+   *
+   * @throws InvalidArgumentError when the relay reports no relayed address.
+   */
+  addRelay(relay: IceRelay): LocalCandidate | undefined {
+    if (this.#state === 'closed' || this.#state === 'failed' || this.#selection !== undefined) return undefined
+    const candidate = this.#relays.add(relay)
+    if (candidate === undefined) return undefined
+    for (const remote of this.#checklist.remoteCandidates) relay.permit(remote.address)
+    this.#onLocalCandidate(candidate)
+    return candidate
+  }
+
+  /**
+   * Lets relay pairs be nominated from now on (the caller learnt that UDP is blocked, or
+   * no direct pair can work): the rest of `relayDelay` is not waited for.
+   */
+  nominateRelaysNow(): void {
+    this.#relayDelay = 0
+    this.#nomination.onChecklistChanged()
   }
 
   /** The peer signalled end-of-candidates (RFC 8838 §13): failure can now be decided. */
@@ -239,31 +268,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
     }
     this.gather().catch(() => {}) // failures are reported through connect()
-    return new Promise<IceSelection>((resolve, reject) => {
-      const timer = setTimeout(() => this.#fail('timeout'), timeout)
-      const onAbort = (): void => {
-        cleanup()
-        reject(new AbortError(undefined, { cause: signal?.reason }))
-        this.close()
-      }
-      const cleanup = (): void => {
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-        this.#waiters.delete(waiter)
-      }
-      const waiter = {
-        resolve: (s: IceSelection) => {
-          cleanup()
-          resolve(s)
-        },
-        reject: (e: unknown) => {
-          cleanup()
-          reject(e)
-        },
-      }
-      this.#waiters.add(waiter)
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    return waitForSelection(this.#waiters, { timeout, signal, onTimeout: () => this.#fail('timeout'), onAbort: () => this.close() })
   }
 
   /**
@@ -275,7 +280,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const selection = this.#selection
     if (selection === undefined || this.#state !== 'connected') return
     const indication = encodeStunMessage({ ...createStunRequest('binding'), class: 'indication' }, { fingerprint: true })
-    this.#send(indication, selection.remote)
+    this.#send(indication, selection.remote, this.#relays.keyOf(selection.local))
   }
 
   /**
@@ -290,6 +295,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#gatherer.close()
     this.#transactions.close()
     this.#unsubscribe()
+    this.#relays.close()
     this.#options.signal?.removeEventListener('abort', this.#onAbort)
     this.#deferred.length = 0
     this.#setState('closed')
@@ -341,10 +347,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const flight: InFlight = { controller, startedAt: performance.now(), nominating }
     this.#inFlight.set(pair, flight)
     pair.checksSent++
-    this.#transactions
-      .request(request, {
-        host: this.#wireHost(pair.remote.address),
-        port: pair.remote.port,
+    this.#relays
+      .request(this.#transactions, request, pair, this.#wireHost, {
         integrityKey: checkIntegrityKey(remote),
         fingerprint: true,
         acceptErrorResponse: true,
@@ -417,7 +421,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   // ------------------------------------------------------------------ answering checks
 
-  #onDatagram(data: Uint8Array, from: DatagramSource): void {
+  #onDatagram(data: Uint8Array, from: DatagramSource, relayKey?: string): void {
     if (this.#state === 'closed' || !isStunMessage(data)) return
     let message: DecodedStunMessage
     try {
@@ -442,23 +446,23 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     // Act on the check before answering it: a nomination selects the pair first, so a
     // 'selected' listener is set up on the path (a udx stream listening) before the
     // answer lets the controlling peer select and send its first packet on it.
-    if (answer.kind === 'accept' && !this.#processCheck(answer.check, source) && this.#deferred.length < MAX_DEFERRED_CHECKS) {
+    if (answer.kind === 'accept' && !this.#processCheck(answer.check, source, relayKey) && this.#deferred.length < MAX_DEFERRED_CHECKS) {
       // RFC 8445 §7.3: a check can arrive before the peer's credentials (or before our
       // own candidates): answer it now, act on it when they are here.
-      this.#deferred.push({ check: answer.check, source })
+      this.#deferred.push({ check: answer.check, source, relayKey })
     }
-    this.#send(answer.response, source)
+    this.#send(answer.response, source, relayKey)
   }
 
   #processDeferredChecks(): void {
     const deferred = this.#deferred.splice(0)
-    for (const { check, source } of deferred) {
-      if (!this.#processCheck(check, source)) this.#deferred.push({ check, source })
+    for (const { check, source, relayKey } of deferred) {
+      if (!this.#processCheck(check, source, relayKey)) this.#deferred.push({ check, source, relayKey })
     }
   }
 
   /** Acts on a valid check (learning, triggered check, nomination); false if it must wait. */
-  #processCheck(check: IncomingCheck, source: { address: string; port: number }): boolean {
+  #processCheck(check: IncomingCheck, source: { address: string; port: number }, relayKey: string | undefined): boolean {
     if (this.#selection !== undefined || this.#state === 'failed' || this.#state === 'closed') return true
     if (this.#remote === undefined) return false
     if (check.remoteUfrag !== this.#remote.ufrag) return true
@@ -477,7 +481,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       }
       this.#checklist.addRemoteCandidate(remote)
     }
-    const local = this.#checklist.localFor(remote)
+    // A check that came through a relay is for the relayed candidate (its own base).
+    const local = relayKey === undefined ? this.#checklist.localFor(remote) : this.#relays.candidate(relayKey)
     if (local === undefined) return true
     // RFC 8445 §7.3.1.4: triggered check.
     const pair = this.#checklist.pairForTriggeredCheck(local, remote)
@@ -518,6 +523,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       {
         ...(this.#options.nominationDelay === undefined ? {} : { nominationDelay: this.#options.nominationDelay }),
         selectOnNomination: this.#options.selectOnNomination === true,
+        relayNotBefore: () => this.#createdAt + this.#relayDelay,
       },
     )
   }
@@ -557,10 +563,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   async #consentCheck(pair: CandidatePair, signal: AbortSignal): Promise<number> {
     const remote = this.#remote as IceCredentials
     const interval = this.#options.consentInterval ?? 5000
-    const response = await this.#transactions.request(
-      createCheckRequest({ local: this.#local, remote, priority: candidatePriority('prflx', pair.local.localPreference), role: this.#role, tieBreaker: this.#tieBreaker }),
-      { host: this.#wireHost(pair.remote.address), port: pair.remote.port, integrityKey: checkIntegrityKey(remote), fingerprint: true, signal, rto: interval, rc: 1, rm: 1 },
-    )
+    const request = createCheckRequest({ local: this.#local, remote, priority: candidatePriority('prflx', pair.local.localPreference), role: this.#role, tieBreaker: this.#tieBreaker })
+    const response = await this.#relays.request(this.#transactions, request, pair, this.#wireHost, {
+      integrityKey: checkIntegrityKey(remote),
+      fingerprint: true,
+      signal,
+      rto: interval,
+      rc: 1,
+      rm: 1,
+    })
     const outcome = interpretCheckResponse(response, pair.remote)
     if (outcome.kind !== 'success') throw new StunMalformedError(`consent check: ${outcome.kind}`)
     return response.rtt
@@ -605,7 +616,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.emit('state', state)
   }
 
-  #send(data: Uint8Array, to: { address: string; port: number }): void {
+  #send(data: Uint8Array, to: { address: string; port: number }, relayKey?: string): void {
+    if (relayKey !== undefined && this.#relays.send(relayKey, data, to.port, to.address)) return
     try {
       this.#endpoint.send(data, to.port, this.#wireHost(to.address))
     } catch {
@@ -614,7 +626,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   }
 
   /** IPv4 destinations on a dual-stack (IPv6) socket are written IPv4-mapped. */
-  #wireHost(address: string): string {
+  readonly #wireHost = (address: string): string => {
     return this.#dualStack && ipFamily(address) === 'IPv4' ? `::ffff:${address}` : address
   }
 }

@@ -62,7 +62,11 @@ export type {
   RejectedCheck,
   RoleConflictDecision,
 } from './connectivity-check.js'
-export { ControlledNomination, ControllingNomination, createNomination } from './nomination.js'
+export { ControlledNomination, ControllingNomination, createNomination, isRelayPair } from './nomination.js'
+export { RelayRoutes } from './relay-routes.js'
+export type { IceRelay, RelayDatagramHandler } from './relay-routes.js'
+export { waitForSelection } from './selection-waiter.js'
+export type { SelectionWaiter } from './selection-waiter.js'
 export type { ControllingNominationOptions, NominationContext, NominationStrategy } from './nomination.js'
 export { ConsentFreshness } from './consent-freshness.js'
 export type { ConsentFreshnessOptions } from './consent-freshness.js'

@@ -61,6 +61,19 @@ export interface ControllingNominationOptions {
    * @default false
    */
   selectOnNomination?: boolean
+  /**
+   * Controlling side: a pair through a relay (a relayed candidate on either side) is not
+   * nominated before this time (`performance.now()` clock, or a function giving it), so
+   * a direct pair still being checked gets the chance to succeed first. 0 nominates relay
+   * pairs like any other.
+   * @default 0
+   */
+  relayNotBefore?: number | (() => number)
+}
+
+/** Whether a pair goes through a TURN relay (a relayed candidate on either side). */
+export function isRelayPair(pair: CandidatePair): boolean {
+  return pair.local.type === 'relay' || pair.remote.type === 'relay'
 }
 
 /**
@@ -79,6 +92,7 @@ export class ControllingNomination implements NominationStrategy {
   readonly role = 'controlling' as const
   readonly #context: NominationContext
   readonly #delay: number
+  readonly #relayNotBefore: number | (() => number)
   #timer: ReturnType<typeof setTimeout> | undefined
   #nominating: CandidatePair | undefined
   #deadlineAt: number | undefined
@@ -88,6 +102,7 @@ export class ControllingNomination implements NominationStrategy {
   constructor(context: NominationContext, options: ControllingNominationOptions = {}) {
     this.#context = context
     this.#delay = options.nominationDelay ?? 50
+    this.#relayNotBefore = options.relayNotBefore ?? 0
   }
 
   onValidPair(valid: CandidatePair, _checked: CandidatePair, nominating: boolean): void {
@@ -168,6 +183,16 @@ export class ControllingNomination implements NominationStrategy {
     if (!deadlinePassed && this.#context.checklist.hasPendingAbove(best.priority) && this.#freshPendingUntil(best) > performance.now()) return
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
+    // Direct pairs first: a relay pair waits for the relay deadline (docs/relay-path.md).
+    const notBefore = typeof this.#relayNotBefore === 'function' ? this.#relayNotBefore() : this.#relayNotBefore
+    const relayWait = isRelayPair(best) ? notBefore - performance.now() : 0
+    if (relayWait > 0) {
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined
+        if (!this.#closed && this.#nominating === undefined) this.#decide(true)
+      }, Math.ceil(relayWait))
+      return
+    }
     this.#nominating = best
     this.#context.sendNomination(best)
   }

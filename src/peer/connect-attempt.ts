@@ -26,6 +26,7 @@ import { StreamMux } from '../connection/stream-mux.js'
 import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerNotFoundError, PeerlinkError } from '../errors.js'
 import { formatCandidate } from '../ice/candidate-codec.js'
 import { type LocalCandidate, candidateAddressKey } from '../ice/candidate.js'
+import { addressKey } from '../ice/canonical-address.js'
 import { IceAgent } from '../ice/ice-agent.js'
 import type { IceAgentOptions, IceGatherOptions, IceSelection } from '../ice/ice-agent-options.js'
 import type { Identity } from '../identity/identity.js'
@@ -43,9 +44,12 @@ import {
   encodeSessionDescription,
 } from './connect-signal.js'
 import { MAIN_STREAM_LABEL, PeerConnection } from './peer-connection.js'
-import type { AttemptEvent, ConnectionInfo } from './peer-options.js'
+import type { AttemptEvent, ConnectionInfo, ConnectionPath } from './peer-options.js'
+import { CONNECTION_PATHS } from './peer-options.js'
 import { REFLEXIVE_FRESH_MS, type ReflexiveCache } from './reflexive-cache.js'
 import { remoteKeyOf } from './remote-key.js'
+import type { TurnRelayPool } from './turn-relays.js'
+import { AttemptRelays } from './attempt-relays.js'
 
 /** Bytes of a session id. */
 export const SESSION_ID_BYTES = 16
@@ -63,12 +67,15 @@ export const SESSION_ID_BYTES = 16
  * - `checkRetransmit: { rto: 100, rc: 7, rm: 16 }` — a lost check is retried after 100 ms
  *   rather than 500 ms (RFC 8445 §14.3 says SHOULD ≥ 500 ms for media sessions pacing
  *   many pairs); a pair still fails after 7.9 s without an answer;
+ * - `relayDelay: 300` — a pair through a TURN relay is nominated only when no direct
+ *   pair has succeeded within 300 ms (at once when UDP is known to be blocked);
  * - `selectOnNomination: true` — the listening (controlled) side selects the nominated
  *   pair at once, so it listens on the path before the first handshake packet arrives
  *   (else udx retransmits that packet only after a second).
  */
 export const PEER_ICE_DEFAULTS: Readonly<Partial<IceAgentOptions>> = Object.freeze({
   ta: 5,
+  relayDelay: 300,
   nominationDelay: 20,
   checkRetransmit: Object.freeze({ rto: 100, rc: 7, rm: 16 }),
   selectOnNomination: true,
@@ -88,6 +95,17 @@ export interface AttemptContext {
   emit: (event: AttemptEvent) => void
   /** Called once the attempt is over (connected or failed). */
   done: (attempt: ConnectAttempt) => void
+  /**
+   * The peer's TURN relays (`PeerOptions.turn`).
+   * @default undefined (no relay candidates)
+   */
+  relays?: TurnRelayPool | undefined
+  /**
+   * Paths this attempt may use (`ConnectOptions.paths`): without `direct` only relayed
+   * candidates are offered (relay-only policy), without `turn` no relay is allocated.
+   * @default every path
+   */
+  paths?: readonly ConnectionPath[] | undefined
 }
 
 /** A connection attempt (see the module notes). */
@@ -119,6 +137,9 @@ export class ConnectAttempt {
   #expectedKey: Uint8Array | undefined
   #remoteResolve: (() => void) | undefined
   readonly #remoteKnown: Promise<void>
+  /** The relay candidates of this attempt (TURN allocations and their shims). */
+  readonly #relays: AttemptRelays | undefined
+  readonly #direct: boolean
 
   constructor(ctx: AttemptContext, peerId: string, initiator: boolean, session?: Uint8Array) {
     this.#ctx = ctx
@@ -130,16 +151,31 @@ export class ConnectAttempt {
     // round trip later; learnt a moment ago, they are not asked for again at all.
     const fresh = ctx.reflexive.candidates(REFLEXIVE_FRESH_MS)
     const known = fresh.length > 0 ? fresh : ctx.reflexive.candidates()
-    this.#remembered = new Set(known)
+    const paths = ctx.paths ?? CONNECTION_PATHS
+    this.#direct = paths.includes('direct')
+    const turn = paths.includes('turn') && ctx.relays !== undefined && ctx.relays.servers.length > 0
+    this.#remembered = new Set(this.#direct ? known : [])
     this.#agent = new IceAgent({
       ...PEER_ICE_DEFAULTS,
       ...ctx.ice,
       socket: ctx.socket,
       role: initiator ? 'controlling' : 'controlled',
-      stunServers: fresh.length > 0 ? [] : ctx.stunServers,
-      gather: { ...ctx.gather, reflexive: known },
+      // Relay-only: no host or server-reflexive candidates at all.
+      stunServers: fresh.length > 0 || !this.#direct ? [] : ctx.stunServers,
+      gather: this.#direct ? { ...ctx.gather, reflexive: known } : { ...ctx.gather, hostAddresses: [], reflexive: [] },
+      ...(this.#direct ? {} : { relayDelay: 0 }),
       signal: this.#controller.signal,
     })
+    this.#relays = turn
+      ? new AttemptRelays({
+          pool: ctx.relays as TurnRelayPool,
+          socket: ctx.socket,
+          agent: this.#agent,
+          reflexive: ctx.reflexive,
+          emit: (step, detail) => this.#emit(step, detail),
+          onSettled: (count) => this.#onRelaysSettled(count),
+        })
+      : undefined
     this.#remoteKnown = new Promise((resolve) => (this.#remoteResolve = resolve))
     this.#agent.on('candidate', this.#onLocalCandidate)
     this.#agent.on('end-of-candidates', this.#onLocalEnd)
@@ -168,9 +204,11 @@ export class ConnectAttempt {
     try {
       if (signal.aborted) throw new AbortError()
       if (options.offer !== undefined) this.#acceptDescription(options.offer.payload)
+      if (!this.#direct && this.#relays === undefined) throw new ConnectFailedError('paths leave only TURN, and the peer has no TURN server (options.turn)')
       void this.#agent.gather({ signal: this.#controller.signal }).catch(() => {
         // Gathering failures (a STUN server not answering) leave the host candidates.
       })
+      this.#relays?.gather()
       this.#scheduleFlush()
       // Decoding the PeerId costs about half a millisecond: do it after the offer/answer
       // went out, while the signalling and the checks are in flight.
@@ -208,9 +246,14 @@ export class ConnectAttempt {
     const started = performance.now()
     let promise: Promise<SecureConnection>
     try {
+      // Our candidate relayed: the stream runs through the relay shim; otherwise (even to
+      // a peer's relayed address) from the peer's socket.
+      const shim = selection.local.type === 'relay' ? this.#relays?.shimFor(addressKey(selection.local.base.address, selection.local.base.port)) : undefined
+      if (selection.local.type === 'relay' && shim === undefined) throw new ConnectFailedError('The selected relay is gone')
+      shim?.connect({ host: selection.remote.address, port: selection.remote.port })
       promise = openSecureConnection({
-        socket: this.#ctx.socket,
-        remote: { host: selection.remote.address, port: selection.remote.port },
+        socket: shim?.socket ?? this.#ctx.socket,
+        remote: shim?.proxyAddress ?? { host: selection.remote.address, port: selection.remote.port },
         localStreamId: this.#localStream,
         remoteStreamId: remote.stream,
         isInitiator: this.initiator,
@@ -247,8 +290,26 @@ export class ConnectAttempt {
       phases: { iceMs, handshakeMs: Math.round(performance.now() - handshakeStart) },
     }
     const agent = this.#agent
+    const used = selection.local.type === 'relay' ? this.#relays?.keep(addressKey(selection.local.base.address, selection.local.base.port)) : undefined
+    if (used !== undefined) {
+      info.relay = { server: used.relay.url, transport: used.relay.transport, relayed: { address: selection.local.address, port: selection.local.port } }
+    }
     this.#keepAgent = true
-    const connection = new PeerConnection({ mux, secure, agent, main, early: opened.early, info, onClose: () => agent.close() })
+    const connection = new PeerConnection({
+      mux,
+      secure,
+      agent,
+      main,
+      early: opened.early,
+      info,
+      onClose: () => {
+        agent.close()
+        used?.close()
+        // On the relay the stream ran on the shim's socket, which shares the peer socket's
+        // udx instance (and so its stream ids): the id stayed reserved until now.
+        if (used !== undefined) this.#ctx.socket.releaseStreamId(this.#localStream)
+      },
+    })
     opened.stop()
     return connection
   }
@@ -330,9 +391,26 @@ export class ConnectAttempt {
     this.#scheduleFlush()
   }
 
+  #localGatherEnded = false
+
   readonly #onLocalEnd = (): void => {
+    this.#localGatherEnded = true
+    // End-of-candidates waits for the relay candidates still being allocated.
+    if (this.#relays !== undefined && this.#relays.pending > 0) return
     this.#outgoingEnd = true
     this.#scheduleFlush()
+  }
+
+  #onRelaysSettled(count: number): void {
+    if (this.#finished) return
+    if (count === 0 && !this.#direct) {
+      this.#controller.abort(new ConnectFailedError('No TURN relay could be allocated (relay-only attempt)'))
+      return
+    }
+    if (this.#localGatherEnded) {
+      this.#outgoingEnd = true
+      this.#scheduleFlush()
+    }
   }
 
   #scheduleFlush(): void {
@@ -379,7 +457,7 @@ export class ConnectAttempt {
       return new ConnectFailedError(`No connection to ${this.peerId} within the timeout`, { cause: err instanceof IceFailedError ? err : undefined })
     }
     if (reason instanceof BeaconPeerNotFoundError) return new PeerNotFoundError(this.peerId, { cause: reason })
-    if (reason instanceof IceFailedError) return new ConnectFailedError(`No direct path to ${this.peerId}: ${reason.message}`, { cause: reason })
+    if (reason instanceof IceFailedError) return new ConnectFailedError(`No ${this.#relays === undefined ? 'direct ' : ''}path to ${this.peerId}: ${reason.message}`, { cause: reason })
     if (reason instanceof PeerlinkError) return reason
     if (reason instanceof Error) return new ConnectFailedError(`Connecting to ${this.peerId} failed: ${reason.message}`, { cause: reason })
     return new ConnectFailedError(`Connecting to ${this.peerId} failed`, { cause: reason })
@@ -397,6 +475,8 @@ export class ConnectAttempt {
     this.#agent.off('candidate', this.#onLocalCandidate)
     this.#agent.off('end-of-candidates', this.#onLocalEnd)
     this.#agent.off('selected', this.#onSelected)
+    // Every relay but the one the connection runs on (if any) is released now.
+    this.#relays?.close()
     if (!this.#keepAgent) {
       // A session that got verified after all is not ours to keep.
       this.#securing?.promise.then((secure) => secure.destroy(), () => {})
@@ -413,6 +493,7 @@ function describeSelection(selection: IceSelection): Record<string, unknown> {
     local: `${selection.local.type} ${selection.local.address}:${selection.local.port}`,
     remote: `${selection.remote.type} ${selection.remote.address}:${selection.remote.port}`,
     rttMs: selection.rttMs,
+    path: selection.local.type === 'relay' || selection.remote.type === 'relay' ? 'turn' : 'direct',
   }
 }
 

@@ -15,10 +15,14 @@ import type { MuxStream } from '../connection/mux-stream.js'
 import type { OpenStreamOptions, StreamMux } from '../connection/stream-mux.js'
 import type { IceAgent } from '../ice/ice-agent.js'
 import type { SecureConnection } from '../transport/secure-connection.js'
+import type { TunnelSecureConnection } from '../tunnel/tunnel-secure-connection.js'
 import type { ConnectionInfo, ConnectionPath } from './peer-options.js'
 
 /** How long a graceful close waits for open streams, ms. */
 const GRACEFUL_CLOSE_MS = 5_000
+
+/** Node-side buffering in each direction, as the multiplexer's streams. */
+const HIGH_WATER_MARK = 64 * 1024
 
 /** Label of the main stream of a connection. */
 export const MAIN_STREAM_LABEL = 'peerlink/main'
@@ -34,7 +38,8 @@ export interface PeerConnectionEventMap {
 /** Parts a {@link PeerConnection} is made of (built by the Peer). */
 export interface PeerConnectionParts {
   mux: StreamMux
-  secure: SecureConnection
+  /** The encrypted session under the multiplexer: a `SecureConnection` (UDP paths) or a `TunnelSecureConnection` (tunnel path). */
+  secure: SecureConnection | TunnelSecureConnection
   agent: IceAgent | undefined
   main: MuxStream
   /** Streams the remote opened before the connection existed (emitted as `stream` soon after). */
@@ -61,14 +66,16 @@ export class PeerConnection extends Duplex {
   /** How the connection was made: addresses, candidates, timings. */
   readonly info: ConnectionInfo
   readonly #mux: StreamMux
-  readonly #secure: SecureConnection
+  readonly #secure: SecureConnection | TunnelSecureConnection
   readonly #agent: IceAgent | undefined
   readonly #main: MuxStream
   readonly #onClose: () => void
+  /** Whether writes go straight to the main stream's implementation (see the constructor). */
+  readonly #direct: boolean
 
   /** @internal */
   constructor(parts: PeerConnectionParts) {
-    super({ allowHalfOpen: true })
+    super({ allowHalfOpen: true, readableHighWaterMark: HIGH_WATER_MARK, writableHighWaterMark: HIGH_WATER_MARK })
     this.#mux = parts.mux
     this.#secure = parts.secure
     this.#agent = parts.agent
@@ -77,14 +84,19 @@ export class PeerConnection extends Duplex {
     this.info = parts.info
     this.remotePeerId = parts.info.remotePeerId
     const main = parts.main
-    main.on('data', (chunk: Buffer) => {
-      if (!this.push(chunk)) main.pause()
-    })
-    main.once('end', () => this.push(null))
+    // This Duplex is the main stream's readable and writable side: the main stream
+    // pushes what it receives straight into it, and our _read/_write call the main
+    // stream's (MuxStream.attach) — one buffering hop, not two. A main stream that was
+    // already written to keeps its own writable side (writes are forwarded to it).
+    this.#direct = main.writableLength === 0 && !main.writableEnded && !main.destroyed
+    main.attach(this)
     main.on('error', (err: Error) => this.destroy(err))
     main.once('close', () => {
       // The remote reset the main stream or the session ended.
-      if (!this.destroyed && !main.readableEnded) this.destroy(new ConnectionClosedError('The connection closed'))
+      // A close() of our own, or a graceful one of the remote (go-away), is not an error,
+      // even when one side had not ended (or read) its main stream.
+      const graceful = this.#closingLocally || parts.mux.goingAway
+      if (!this.destroyed && !main.remoteEndDelivered) this.destroy(graceful ? undefined : new ConnectionClosedError('The connection closed'))
     })
     parts.mux.on('stream', (stream) => this.emit('stream', stream))
     if (parts.early !== undefined && parts.early.length > 0) {
@@ -123,25 +135,37 @@ export class PeerConnection extends Duplex {
 
   /** @internal */
   override _read(): void {
-    this.#main.resume()
+    this.#main._read()
   }
 
   /** @internal */
   override _write(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.#direct) return this.#main._write(chunk, encoding, callback)
     if (this.#main.write(chunk, encoding)) callback()
     else this.#main.once('drain', () => callback())
   }
 
   /** @internal */
+  override _writev(chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>, callback: (error?: Error | null) => void): void {
+    if (this.#direct) return this.#main._writev(chunks, callback)
+    for (const { chunk, encoding } of chunks.slice(0, -1)) this.#main.write(chunk, encoding)
+    const last = chunks[chunks.length - 1]!
+    this._write(last.chunk, last.encoding, callback)
+  }
+
+  /** @internal */
   override _final(callback: (error?: Error | null) => void): void {
+    if (this.#direct) return this.#main._final(callback)
     this.#main.end(() => callback())
   }
 
   #released: Promise<void> | undefined
+  /** Set by {@link close}: the session ending then is expected, not an error. */
+  #closingLocally = false
 
   /** @internal */
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
-    const graceful = err === null && this.#main.readableEnded && this.#main.writableFinished
+    const graceful = err === null && this.readableEnded && this.writableFinished
     if (graceful) {
       // Both directions of the main stream ended: let the other streams and the data in
       // flight finish (go-away), then end the session, instead of resetting it under the
@@ -169,6 +193,7 @@ export class PeerConnection extends Duplex {
    */
   async close(options: { timeout?: number } = {}): Promise<void> {
     if (!this.destroyed) {
+      this.#closingLocally = true
       this.end()
       await this.#mux.close({ timeout: options.timeout ?? GRACEFUL_CLOSE_MS })
       if (!this.destroyed) this.destroy()

@@ -6,13 +6,17 @@ import type { BeaconAddress } from '../beacon/beacon-client-options.js'
 import type { StunRetransmitOptions } from '../stun/transaction.js'
 import type { Identity } from '../identity/identity.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
+import type { TunnelServerSpec } from '../server-spec.js'
+import type { PeerTunnelOptions } from './tunnel-options.js'
+import type { PeerTurnServer } from './turn-relays.js'
+import type { TurnTransport } from '../server-spec.js'
 // Referenced from TSDoc only.
 import type { Peer, createPeer } from './peer.js'
 
 /**
  * How a connection reaches the peer: `direct` (a UDP path found by ICE: host,
  * server-reflexive or peer-reflexive candidates), `turn` (through a TURN relay) or
- * `tunnel` (through a WebSocket tunnel server). This version connects directly only.
+ * `tunnel` (through a WebSocket tunnel server's peer path).
  */
 export type ConnectionPath = 'direct' | 'turn' | 'tunnel'
 
@@ -90,6 +94,14 @@ export interface PeerIceOptions {
    * @default 100
    */
   maxPairs?: number
+  /**
+   * Connecting side: ms after the attempt started before a pair through a TURN relay may
+   * be nominated, so a direct pair still being checked can win first. Relay pairs are
+   * nominated at once when UDP is known to be blocked or the relay answered over TCP/TLS
+   * only.
+   * @default 300
+   */
+  relayDelay?: number
 }
 
 /** Options of {@link createPeer}. */
@@ -137,6 +149,27 @@ export interface PeerOptions {
    */
   ice?: PeerIceOptions
   /**
+   * TURN servers for relay candidates: `{ urls: 'turn:HOST:PORT?transport=udp', username,
+   * credential }`, `{ urls: 'turns:HOST:PORT', … }` or `{ urls, secret }` (TURN REST API).
+   * Each attempt that may use the `turn` path leases an allocation on every server (UDP
+   * from the peer's socket; TCP alongside when UDP has not answered within 300 ms;
+   * `turns:` is TLS).
+   * @default []
+   */
+  turn?: ReadonlyArray<PeerTurnServer>
+  /**
+   * WebSocket tunnel servers (`ws://HOST:PORT` or `wss://HOST:PORT[#CERT_HASH]`, or
+   * parsed): the last step of the ladder. A listening peer also registers on them under
+   * its PeerId; `connect()` tries them when UDP is blocked or gives no path in time.
+   * @default []
+   */
+  tunnels?: ReadonlyArray<string | TunnelServerSpec>
+  /**
+   * How the tunnel servers are used (token, CA, fallback delay).
+   * @default {}
+   */
+  tunnel?: PeerTunnelOptions
+  /**
    * Milliseconds a connection attempt may take, signalling included.
    * @default 30000
    */
@@ -166,8 +199,9 @@ export interface ConnectOptions {
    */
   timeout?: number
   /**
-   * Paths the connection may use. This version has the direct path only; a list
-   * without `direct` fails with `ConnectFailedError`.
+   * Paths the connection may use: `['direct']` never relays; `['turn']` offers relayed
+   * candidates only (relay-only policy; needs `PeerOptions.turn`); without `tunnel` the
+   * tunnel servers are never used, `['tunnel']` uses only them (needs `PeerOptions.tunnels`).
    * @default ['direct', 'turn', 'tunnel']
    */
   paths?: readonly ConnectionPath[]
@@ -200,6 +234,14 @@ export interface ConnectionInfo {
   ms: number
   /** Milliseconds spent finding the path (signalling and ICE), then in the handshake. */
   phases: { iceMs: number; handshakeMs: number }
+  /** On the tunnel path: the tunnel server's URL. */
+  server?: string
+  /**
+   * When our own candidate is relayed (`path` is `turn`): the TURN server (its URI as
+   * configured), the transport to it and our relayed address. Unset when only the
+   * remote's candidate is relayed (its server is the remote's business).
+   */
+  relay?: { server: string; transport: TurnTransport; relayed: { address: string; port: number } }
 }
 
 /** One step of a connection attempt (diagnostics, `--json` events of the CLI). */
@@ -208,8 +250,12 @@ export interface AttemptEvent {
   peerId: string
   /** Whether we are the connecting side. */
   initiator: boolean
-  /** What happened. */
-  step: 'offer' | 'answer' | 'candidate' | 'selected' | 'verified' | 'failed'
+  /**
+   * What happened. `relay`: a relayed candidate was gathered (`detail`: server, transport,
+   * relayed address, allocationMs); `relay-failed`: a TURN server gave none (`detail`:
+   * server, code, message); `selected`'s `detail.path` says whether the pair is relayed.
+   */
+  step: 'offer' | 'answer' | 'candidate' | 'relay' | 'relay-failed' | 'selected' | 'tunnel' | 'verified' | 'failed'
   /** Milliseconds since the attempt started. */
   ms: number
   /** Details: the selected pair, the error code, … */

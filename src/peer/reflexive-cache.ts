@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { StunTimeoutError } from '../errors.js'
 import { candidateAddressKey, type LocalCandidate } from '../ice/candidate.js'
 import { CandidateGatherer } from '../ice/candidate-gatherer.js'
 import type { IceGatherOptions } from '../ice/ice-agent-options.js'
@@ -36,6 +37,9 @@ export const REFLEXIVE_TTL_MS = 60_000
  */
 export const REFLEXIVE_FRESH_MS = 15_000
 
+/** Whether UDP from the peer's socket reaches the STUN servers (see {@link ReflexiveCache.udp}). */
+export type UdpReachability = 'unknown' | 'open' | 'blocked'
+
 /** Recent server-reflexive candidates of one peer socket (see the module notes). */
 export class ReflexiveCache {
   readonly #socket: PeerSocket
@@ -44,6 +48,8 @@ export class ReflexiveCache {
   readonly #entries = new Map<string, { candidate: LocalCandidate; at: number }>()
   #gatherer: CandidateGatherer | undefined
   #closed = false
+  #udp: UdpReachability = 'unknown'
+  readonly #udpListeners = new Set<(state: UdpReachability) => void>()
 
   constructor(socket: PeerSocket, stunServers: readonly StunServerAddress[], gather: IceGatherOptions) {
     this.#socket = socket
@@ -67,9 +73,31 @@ export class ReflexiveCache {
     this.#entries.clear()
   }
 
+  /**
+   * Whether UDP gets out, as the last gathering saw it: `open` once any STUN server
+   * answered over UDP, `blocked` when a whole gathering got no answer from any of them
+   * (the tunnel path starts at once then), `unknown` before.
+   */
+  get udp(): UdpReachability {
+    return this.#udp
+  }
+
+  /** Calls `listener` whenever {@link ReflexiveCache.udp} changes; returns the unsubscribe function. */
+  onUdp(listener: (state: UdpReachability) => void): () => void {
+    this.#udpListeners.add(listener)
+    return () => this.#udpListeners.delete(listener)
+  }
+
+  #setUdp(state: UdpReachability): void {
+    if (this.#udp === state || this.#closed) return
+    this.#udp = state
+    for (const listener of [...this.#udpListeners]) listener(state)
+  }
+
   /** Records a candidate an attempt gathered (only server-reflexive ones are kept). */
   learn(candidate: LocalCandidate): void {
     if (this.#closed || candidate.type !== 'srflx') return
+    this.#setUdp('open')
     const key = candidateAddressKey(candidate)
     this.#entries.delete(key) // newest last
     this.#entries.set(key, { candidate, at: performance.now() })
@@ -91,6 +119,12 @@ export class ReflexiveCache {
     gatherer.on('candidate', (candidate) => this.learn(candidate))
     gatherer
       .gather()
+      .then((outcomes) => {
+        // A mapping equal to a host address (no NAT) is an answer too, though no srflx candidate.
+        if (outcomes.some((outcome) => outcome.mapped !== undefined)) this.#setUdp('open')
+        // Only unanswered requests say UDP is blocked (not an unresolvable host name).
+        else if (outcomes.some((outcome) => outcome.error instanceof StunTimeoutError)) this.#setUdp('blocked')
+      })
       .catch(() => {})
       .finally(() => {
         if (this.#gatherer === gatherer) this.#gatherer = undefined
@@ -100,6 +134,7 @@ export class ReflexiveCache {
   /** Stops a running gathering and forgets everything. Idempotent. */
   close(): void {
     this.#closed = true
+    this.#udpListeners.clear()
     this.#gatherer?.close()
     this.#gatherer = undefined
     this.#entries.clear()

@@ -158,6 +158,22 @@ export class PeerSocket {
     return bindSocket(host, port, maxDatagramSize, onListenerError, signal)
   }
 
+  /**
+   * Binds another socket on this socket's udx-native instance: a udx stream can then move
+   * between the two with `changeRemote` (udx-native refuses sockets of another instance).
+   * The relay shim runs its stream on one. Stream ids are unique per instance: take them
+   * from {@link PeerSocket.allocateStreamId} of this socket.
+   *
+   * @throws InvalidArgumentError at once for a bad host or port; rejects like {@link PeerSocket.bind}.
+   */
+  bindSibling(options: Omit<PeerSocketOptions, 'onListenerError'> = {}): Promise<PeerSocket> {
+    const { host = '127.0.0.1', port = 0, maxDatagramSize = this.#maxDatagramSize, signal } = options
+    if (typeof host !== 'string' || isIP(host) === 0) throw new InvalidArgumentError(`host must be an IP address literal, got ${JSON.stringify(host)}`)
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`port must be an integer in 0..65535, got ${String(port)}`)
+    if (this.#closing !== null) return Promise.reject(new SocketClosedError('The socket is closed'))
+    return bindSocket(host, port, maxDatagramSize, this.#onListenerError, signal, this.#udx)
+  }
+
   /** The bound local address (the real port when bound to port 0). */
   address(): DatagramAddress {
     return { ...this.#address }
@@ -336,9 +352,10 @@ async function bindSocket(
   maxDatagramSize: number,
   onListenerError: (err: unknown) => void,
   signal: AbortSignal | undefined,
+  shared?: UDX,
 ): Promise<PeerSocket> {
   throwIfAborted(signal)
-  const udx = new UDX()
+  const udx = shared ?? new UDX()
   const socket = udx.createSocket()
   try {
     socket.bind(port, host)

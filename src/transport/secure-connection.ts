@@ -95,8 +95,21 @@ const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 const DEFAULT_CLOSE_TIMEOUT = 5_000
 /** Node-side buffering; measured in bench/secure-stream.mjs (see docs/benchmarks.md). */
 const HIGH_WATER_MARK = 64 * 1024
-/** Largest secretstream message built by coalescing queued writes. */
-const COALESCE_LIMIT = 64 * 1024
+/**
+ * Largest secretstream message built by coalescing queued writes: 64 KiB, plus room for
+ * a small header in front of a 64 KiB write (a multiplexer frame: 10-byte header +
+ * 64 KiB payload becomes one message, not two).
+ */
+const COALESCE_LIMIT = 64 * 1024 + 1024
+
+/**
+ * secret-stream's `alloc(length)`: a plaintext buffer inside the buffer the message will
+ * be encrypted in, so that writing it costs no further copy (the declaration file in
+ * `src/types` does not list it).
+ */
+interface SecretStreamAlloc {
+  alloc(length: number): Buffer
+}
 
 // Assigned in the class's static block: the only way to construct a SecureConnection.
 let createSecureConnection: (secret: NoiseSecretStream, raw: UDX.UDXStream, socket: PeerSocket) => SecureConnection
@@ -212,27 +225,44 @@ export class SecureConnection extends Duplex {
   }
 
   /**
-   * Writes queued while the previous write waited for secret-stream are coalesced into
-   * messages of up to 64 KiB: fewer secretstream messages (one
-   * MAC and one native call each) make small writes faster than secret-stream used
-   * directly, at no latency cost (only already-queued data is merged).
+   * Writes queued while the previous write waited for secret-stream (or given together,
+   * under `cork()`) are coalesced into messages of up to 64 KiB (+ 1 KiB for a header):
+   * fewer secretstream messages (one MAC and one native call each) make small writes
+   * faster than secret-stream used directly, at no latency cost (only already-queued
+   * data is merged). A merged message is built in the buffer secret-stream encrypts in
+   * place (secret-stream's `alloc`), so its bytes are copied once, as a single
+   * write's are.
    */
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     let drained = true
-    let batch: Buffer[] = []
+    let first = 0
     let size = 0
-    for (const { chunk } of chunks) {
-      if (batch.length > 0 && size + chunk.length > COALESCE_LIMIT) {
-        drained = this.#secret.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, size))
-        batch = []
+    for (let i = 0; i < chunks.length; i++) {
+      const length = chunks[i]!.chunk.length
+      if (i > first && size + length > COALESCE_LIMIT) {
+        drained = this.#writeMessage(chunks, first, i, size)
+        first = i
         size = 0
       }
-      batch.push(chunk)
-      size += chunk.length
+      size += length
     }
-    if (batch.length > 0) drained = this.#secret.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, size))
+    if (first < chunks.length) drained = this.#writeMessage(chunks, first, chunks.length, size)
     if (drained) cb()
     else this.#pendingWrite = cb
+  }
+
+  /** Write `chunks[from..to)` (`size` bytes) as one secretstream message. */
+  #writeMessage(chunks: Array<{ chunk: Buffer }>, from: number, to: number, size: number): boolean {
+    const secret = this.#secret
+    if (to - from === 1) return secret.write(chunks[from]!.chunk)
+    const message = (secret as unknown as SecretStreamAlloc).alloc(size)
+    let offset = 0
+    for (let i = from; i < to; i++) {
+      const { chunk } = chunks[i]!
+      message.set(chunk, offset)
+      offset += chunk.length
+    }
+    return secret.write(message)
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -103,8 +103,8 @@ export type TunnelPeerListenerState = 'idle' | 'connecting' | 'listening' | 'wai
 export interface TunnelPeerListenerEvents {
   /** Registered at a server (its URL). */
   listening: [server: string]
-  /** A verified connection: its `remotePeerId` proved its key. */
-  connection: [connection: TunnelSecureConnection]
+  /** A verified connection: its `remotePeerId` proved its key; `request` says where it came from. */
+  connection: [connection: TunnelSecureConnection, request: TunnelPeerRequest]
   /** A connection failed before it was verified (`ERR_PEER_IDENTITY_MISMATCH`, a closed stream, …). */
   handshakeError: [error: PeerlinkError, request: TunnelPeerRequest]
   /** An attempt failed or the socket was lost; `retryInMs` until the next attempt (absent when closing). */
@@ -439,7 +439,7 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
           (connection) => {
             this.#handshakes.delete(stream)
             // Nobody to take it (no 'connection' listener): close it rather than leak it.
-            if (this.#state === 'closed' || !this.emit('connection', connection)) connection.destroy()
+            if (this.#state === 'closed' || !this.emit('connection', connection, request)) connection.destroy()
           },
           (err: unknown) => {
             this.#handshakes.delete(stream)

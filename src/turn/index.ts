@@ -36,3 +36,7 @@ export type {
   TurnTlsOptions,
   UdpTurnConnectionOptions,
 } from './turn-transport.js'
+export { MAX_HELD_DATAGRAMS, TurnRelayEndpoint } from './turn-relay-endpoint.js'
+export type { TurnRelayEndpointOptions } from './turn-relay-endpoint.js'
+export { relayTransports } from './turn-relay-allocator.js'
+export type { TurnRelayServer } from './turn-relay-allocator.js'

@@ -15,6 +15,7 @@ import { main } from '../../src/cli/peerlink.js'
 import { createIdentity } from '../../src/identity/index.js'
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
+import { TOKEN, startTunnel, urlOf } from '../server/tunnel/helpers.js'
 import { assertDistFresh, captureIo } from './helpers.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -401,6 +402,40 @@ describe('peerlink listen --forward / connect --local-port', () => {
     listener.process.kill('SIGINT')
     expect(await connector.exited).toEqual({ code: 0, signal: null })
     expect(await listener.exited).toEqual({ code: 0, signal: null })
+  })
+})
+
+describe('peerlink listen / connect over a tunnel server only (--tunnel, no Beacon)', () => {
+  it('connects over the tunnel with the verified PeerId, 256 KiB each way intact', async () => {
+    const tunnel = await startTunnel()
+    try {
+      const via = ['--tunnel', urlOf(tunnel), '--tunnel-token', TOKEN]
+      const fromListener = randomBytes(256 * 1024)
+      const fromConnector = randomBytes(256 * 1024)
+      const listener = peerlink(['listen', ...via], 'listener')
+      const peerId = await listener.firstLine()
+      expect(peerId).toMatch(PEER_ID)
+      listener.process.stdin.end(fromListener)
+      const connector = peerlink(['connect', peerId, ...via, '--paths', 'tunnel', '--json'], 'connector')
+      connector.process.stdin.end(fromConnector)
+      const [l, c] = await Promise.all([listener.exited, connector.exited])
+      expect(c).toEqual({ code: 0, signal: null })
+      expect(l).toEqual({ code: 0, signal: null })
+      expect(sha256(connector.stdout())).toBe(sha256(fromListener))
+      expect(sha256(listener.stdout().subarray(peerId.length + 1))).toBe(sha256(fromConnector))
+      expect(connector.events().find((e) => e.event === 'connected')).toMatchObject({ path: 'tunnel', peer: peerId })
+    } finally {
+      await tunnel.close()
+    }
+  })
+
+  it('refuses --turn without credentials and listen without any Beacon or tunnel', async () => {
+    const noCredentials = captureIo(dir)
+    expect(await main(['connect', createIdentity().peerId, '--beacon', spec, '--turn', 'turn:127.0.0.1:3478'], noCredentials.io)).toBe(2)
+    expect(noCredentials.stderr()).toContain('needs credentials')
+    const nothing = captureIo(dir)
+    expect(await main(['listen'], nothing.io)).toBe(2)
+    expect(nothing.stderr()).toContain('needs a Beacon')
   })
 })
 

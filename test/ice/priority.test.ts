@@ -103,8 +103,11 @@ describe('pair priority (RFC 8445 §6.1.2.3)', () => {
     expect(pairPriority(0xffffffff, 0)).toBe(8589934591n)
   })
   it('orders like the RFC says: the minimum dominates, then the maximum, then the controlling side', () => {
+    // Candidate priorities are at most 2^31-1 (RFC 8445 §5.1.2.1); above that, 2·MAX of the
+    // RFC formula spills into the MIN term and the ordering does not hold.
+    const priority = fc.nat({ max: 0x7fffffff })
     fc.assert(
-      fc.property(fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }), fc.nat({ max: 0xffffffff }), (g1, d1, g2, d2) => {
+      fc.property(priority, priority, priority, priority, (g1, d1, g2, d2) => {
         const a = pairPriority(g1, d1)
         const b = pairPriority(g2, d2)
         const key = (g: number, d: number): [number, number, number] => [Math.min(g, d), Math.max(g, d), g > d ? 1 : 0]

@@ -35,11 +35,12 @@ export const connectCommand: CliCommand = {
   name: 'connect',
   summary: 'connect to a peer by PeerId: stdin/stdout, or forward a local TCP port (--local-port)',
   usage: `peerlink connect PEERID [--paths direct,turn,tunnel] [--timeout MS]
-                [--local-port PORT] [--beacon HOST:PORT#CERT_HASH]...
-                [--stun stun:HOST:PORT]... [--host-address IP]... [--key FILE] [--json]
+                [--local-port PORT] [--beacon HOST:PORT#CERT_HASH]... [--stun stun:HOST:PORT]...
+                [--turn URI]... [--tunnel URL]... [--host-address IP]... [--key FILE] [--json]
 
-Connects to the peer PEERID through the Beacons (hole punching a direct UDP path) and
-checks that the remote proves PEERID's key. Then, like \`nc\`, joins stdin/stdout to
+Connects to the peer PEERID through the Beacons — hole punching a direct UDP path,
+else through a TURN relay (--turn), else through a tunnel server (--tunnel) — and
+checks that the remote proves PEERID's key, whatever the path. Then, like \`nc\`, joins stdin/stdout to
 the connection: stdin's end ends our side, the remote's end is passed on; exits 0 once
 both sides have ended (stdout flushed), 1 with the error code if connecting fails
 (ERR_PEER_NOT_FOUND, ERR_CONNECT_FAILED, ERR_PEER_IDENTITY_MISMATCH, ...) or the
@@ -51,7 +52,7 @@ one new stream on the connection per accepted TCP connection (the listener's
 Ctrl-C (SIGINT) or SIGTERM (exit 0), or until the connection is lost (exit 1).
 
   --paths LIST       paths the connection may take, from direct,turn,tunnel (default:
-                     the config's "paths", else all; this version connects directly only)
+                     the config's "paths", else all that are configured)
   --timeout MS       give up connecting after MS milliseconds (default 30000)
   --local-port PORT  forward 127.0.0.1:PORT to the peer instead of stdin/stdout
 

@@ -40,9 +40,10 @@ export const listenCommand: CliCommand = {
   name: 'listen',
   summary: 'accept verified connections: the first on stdin/stdout, or each forwarded to HOST:PORT',
   usage: `peerlink listen [--forward HOST:PORT] [--beacon HOST:PORT#CERT_HASH]...
-                [--stun stun:HOST:PORT]... [--host-address IP]... [--key FILE] [--json]
+                [--stun stun:HOST:PORT]... [--turn URI]... [--tunnel URL]...
+                [--host-address IP]... [--key FILE] [--json]
 
-Registers this peer's PeerId at the Beacons, prints the PeerId as the first line of
+Registers this peer's PeerId at the Beacons (and the tunnel servers, if any), prints the PeerId as the first line of
 stdout (with --json: in the "listening" event on stderr instead), and accepts
 connections whose remote proved its PeerId.
 

@@ -1,0 +1,64 @@
+// SecureConnection's write coalescing: writes given together (under cork) become one
+// secretstream message up to 64 KiB + 1 KiB, so a multiplexer frame's 10-byte header and
+// its 64 KiB payload travel as one message. The receiver sees one chunk per message.
+import { describe, it, expect, afterEach } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import type { SecureConnection } from '../../src/transport/secure-connection.js'
+import { connectedPair, socketPair } from './helpers.js'
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!()
+})
+
+async function pair(): Promise<[SecureConnection, SecureConnection]> {
+  const sockets = await socketPair()
+  cleanups.push(sockets.close)
+  const conns = await connectedPair(sockets.a, sockets.b)
+  cleanups.push(async () => {
+    for (const c of conns) c.destroy()
+  })
+  return conns
+}
+
+/** Resolves with the chunks `conn` emits until `total` bytes arrived. */
+function chunksOf(conn: SecureConnection, total: number): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = []
+    let bytes = 0
+    conn.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      bytes += chunk.length
+      if (bytes >= total) resolve(chunks)
+    })
+  })
+}
+
+describe('SecureConnection write coalescing', () => {
+  it('sends a small header and a 64 KiB payload written under cork as one message', async () => {
+    const [a, b] = await pair()
+    const header = randomBytes(10)
+    const payload = randomBytes(64 * 1024)
+    const received = chunksOf(b, header.length + payload.length)
+    a.cork()
+    a.write(header)
+    a.write(payload)
+    a.uncork()
+    const chunks = await received
+    expect(chunks.map((c) => c.length)).toEqual([65_546])
+    expect(chunks[0]!.equals(Buffer.concat([header, payload]))).toBe(true)
+  })
+
+  it('splits corked writes into messages of at most 64 KiB + 1 KiB, in order', async () => {
+    const [a, b] = await pair()
+    const parts = [randomBytes(30 * 1024), randomBytes(30 * 1024), randomBytes(30 * 1024), randomBytes(100 * 1024)]
+    const total = parts.reduce((n, p) => n + p.length, 0)
+    const received = chunksOf(b, total)
+    a.cork()
+    for (const part of parts) a.write(part)
+    a.uncork()
+    const chunks = await received
+    expect(chunks.map((c) => c.length)).toEqual([60 * 1024, 30 * 1024, 100 * 1024])
+    expect(Buffer.concat(chunks).equals(Buffer.concat(parts))).toBe(true)
+  })
+})
