@@ -4,6 +4,7 @@
 // build first); prints one JSON line.
 //
 //   node bench/connect.mjs [--runs 20] [--warmup 10] [--mib 64] [--reps 5] [--filtering address-and-port-dependent]
+//   node bench/connect.mjs --ladder [--runs 20] [--mib 16] [--reps 3]   (the TURN and tunnel steps: bench/ladder.mjs)
 //                          [--ice '{"ta":50}']   (ICE options for peerlink's peers, to compare with the defaults)
 //
 // The cell: one public server (a peerlink Beacon, which is also the peers' STUN server,
@@ -38,6 +39,12 @@
 // hyperdht's, p95 < 50 ms; throughput ≥ hyperdht's and ≥ 0.8 × bare udx), the raw
 // samples, and the machine with its load average before and after.
 import os from 'node:os'
+
+if (process.argv.includes('--ladder')) {
+  // Issue 7's part: connect time and throughput per ladder step, in bench/ladder.mjs.
+  await import('./ladder.mjs')
+  process.exit(0)
+}
 import { fileURLToPath } from 'node:url'
 import { createNatLab, natLabSupport } from '../dist/testing/index.js'
 
