@@ -46,6 +46,8 @@ import { MAIN_STREAM_LABEL, PeerConnection } from './peer-connection.js'
 import type { AttemptEvent, ConnectionInfo, PeerOptions } from './peer-options.js'
 import type { ReflexiveCache } from './reflexive-cache.js'
 import { DEFAULT_TUNNEL_FALLBACK_DELAY, type PeerTunnelOptions } from './tunnel-options.js'
+import { abortable } from '../abortable.js'
+import { positiveMs } from './option-checks.js'
 
 const DEFAULT_TUNNEL_CONNECT_TIMEOUT = 10_000
 
@@ -103,8 +105,8 @@ export function tunnelServerList(options: PeerOptions): TunnelServerSpec[] {
   })
   const tunnel: PeerTunnelOptions = options.tunnel ?? {}
   if (tunnel === null || typeof tunnel !== 'object') throw new InvalidArgumentError('tunnel must be an object')
-  positive(tunnel.fallbackDelay, DEFAULT_TUNNEL_FALLBACK_DELAY, 'tunnel.fallbackDelay')
-  positive(tunnel.connectTimeout, DEFAULT_TUNNEL_CONNECT_TIMEOUT, 'tunnel.connectTimeout')
+  positiveMs(tunnel.fallbackDelay, DEFAULT_TUNNEL_FALLBACK_DELAY, 'tunnel.fallbackDelay')
+  positiveMs(tunnel.connectTimeout, DEFAULT_TUNNEL_CONNECT_TIMEOUT, 'tunnel.connectTimeout')
   if (tunnel.token !== undefined && (typeof tunnel.token !== 'string' || tunnel.token === '')) throw new InvalidArgumentError('tunnel.token must be a non-empty string')
   return specs
 }
@@ -131,8 +133,8 @@ export class TunnelPath {
     this.servers = tunnelServerList(ctx.options)
     if (this.servers.length === 0) throw new InvalidArgumentError('a tunnel path needs at least one tunnel server')
     this.#options = ctx.options.tunnel ?? {}
-    this.fallbackDelay = positive(this.#options.fallbackDelay, DEFAULT_TUNNEL_FALLBACK_DELAY, 'tunnel.fallbackDelay')
-    this.#connectTimeout = positive(this.#options.connectTimeout, DEFAULT_TUNNEL_CONNECT_TIMEOUT, 'tunnel.connectTimeout')
+    this.fallbackDelay = positiveMs(this.#options.fallbackDelay, DEFAULT_TUNNEL_FALLBACK_DELAY, 'tunnel.fallbackDelay')
+    this.#connectTimeout = positiveMs(this.#options.connectTimeout, DEFAULT_TUNNEL_CONNECT_TIMEOUT, 'tunnel.connectTimeout')
   }
 
   /** The URL of the tunnel server the peer is registered at now, if any. */
@@ -464,29 +466,4 @@ function waitForMainStream(mux: StreamMux, timeout: number): Promise<{ main: Mux
 function localAddressOf(raw: WebSocketDuplex): { address: string; port: number } {
   const socket = (raw.webSocket as unknown as { _socket?: Socket })._socket
   return { address: socket?.localAddress ?? '', port: socket?.localPort ?? 0 }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortError(undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds`)
-  return value
 }
