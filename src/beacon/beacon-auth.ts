@@ -18,9 +18,8 @@
 import { createHash } from 'node:crypto'
 import { InvalidArgumentError } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
-import { publicKeyFromPeerId } from '../identity/peer-id.js'
-import { sign, verify } from '../identity/signature.js'
-import { BEACON_MAX_TOPIC_BYTES, BEACON_NONCE_BYTES } from './beacon-messages.js'
+import { challengePayload, signChallenge, verifyChallenge } from '../identity/challenge-signature.js'
+import { BEACON_MAX_TOPIC_BYTES } from './beacon-messages.js'
 
 /** Domain-separation prefix of {@link beaconToken}. */
 export const BEACON_TOKEN_DOMAIN = 'peerlink/beacon-token/v1'
@@ -37,24 +36,18 @@ export function beaconToken(peerId: string): Uint8Array {
 }
 
 /**
- * The bytes a client signs to answer a challenge: `version ‖ nonce ‖ certHash`.
+ * The bytes a client signs to answer a challenge: `version ‖ nonce ‖ certHash`
+ * (`challenge-signature.ts`).
  *
  * @throws {@link InvalidArgumentError} when the nonce is not 32 bytes or the hash not 32 bytes.
  */
 export function beaconAuthPayload(version: number, nonce: Uint8Array, certHash: Uint8Array): Uint8Array {
-  if (!Number.isInteger(version) || version < 1 || version > 255) throw new InvalidArgumentError('version must be an integer from 1 to 255')
-  if (!(nonce instanceof Uint8Array) || nonce.byteLength !== BEACON_NONCE_BYTES) throw new InvalidArgumentError(`nonce must be ${BEACON_NONCE_BYTES} bytes`)
-  if (!(certHash instanceof Uint8Array) || certHash.byteLength !== 32) throw new InvalidArgumentError('certHash must be the 32-byte SHA-256 of the DER certificate')
-  const out = new Uint8Array(1 + BEACON_NONCE_BYTES + 32)
-  out[0] = version
-  out.set(nonce, 1)
-  out.set(certHash, 1 + BEACON_NONCE_BYTES)
-  return out
+  return challengePayload(version, nonce, certHash)
 }
 
 /** Signs a challenge (see the module notes). */
 export function signBeaconChallenge(identity: Identity, version: number, nonce: Uint8Array, certHash: Uint8Array): Uint8Array {
-  return sign(identity.keyPair.secretKey, 'peerlink/beacon-auth/v1', beaconAuthPayload(version, nonce, certHash))
+  return signChallenge(identity, 'peerlink/beacon-auth/v1', version, nonce, certHash)
 }
 
 /**
@@ -62,13 +55,7 @@ export function signBeaconChallenge(identity: Identity, version: number, nonce: 
  * key of `peerId` over this version, nonce and certificate hash.
  */
 export function verifyBeaconHello(peerId: string, signature: Uint8Array, version: number, nonce: Uint8Array, certHash: Uint8Array): boolean {
-  let publicKey: Uint8Array
-  try {
-    publicKey = publicKeyFromPeerId(peerId)
-  } catch {
-    return false
-  }
-  return verify(publicKey, 'peerlink/beacon-auth/v1', beaconAuthPayload(version, nonce, certHash), signature)
+  return verifyChallenge(peerId, 'peerlink/beacon-auth/v1', signature, version, nonce, certHash)
 }
 
 /** The registry key of a PeerId's token (connect-by-PeerId): `p:` and the token in base64url. */

@@ -22,9 +22,8 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { InvalidArgumentError } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
-import { publicKeyFromPeerId } from '../identity/peer-id.js'
-import { sign, verify } from '../identity/signature.js'
-import { TUNNEL_CONNECTION_ID_BYTES, TUNNEL_NONCE_BYTES, TUNNEL_SESSION_SECRET_BYTES } from './tunnel-messages.js'
+import { challengePayload, signChallenge, verifyChallenge } from '../identity/challenge-signature.js'
+import { TUNNEL_CONNECTION_ID_BYTES, TUNNEL_SESSION_SECRET_BYTES } from './tunnel-messages.js'
 
 /** Domain-separation prefix of transfer proofs. */
 export const TUNNEL_TRANSFER_DOMAIN = 'peerlink/tunnel-transfer/v1'
@@ -33,35 +32,23 @@ export const TUNNEL_TRANSFER_DOMAIN = 'peerlink/tunnel-transfer/v1'
 export const NO_CHANNEL_BINDING: Uint8Array = new Uint8Array(32)
 
 /**
- * The bytes a device signs to answer a challenge: `version ‖ nonce ‖ binding`.
+ * The bytes a device signs to answer a challenge: `version ‖ nonce ‖ binding`
+ * (`challenge-signature.ts`).
  *
  * @throws {@link InvalidArgumentError} when the nonce or the binding is not 32 bytes.
  */
 export function tunnelAuthPayload(version: number, nonce: Uint8Array, binding: Uint8Array): Uint8Array {
-  if (!Number.isInteger(version) || version < 1 || version > 255) throw new InvalidArgumentError('version must be an integer from 1 to 255')
-  if (!(nonce instanceof Uint8Array) || nonce.byteLength !== TUNNEL_NONCE_BYTES) throw new InvalidArgumentError(`nonce must be ${TUNNEL_NONCE_BYTES} bytes`)
-  if (!(binding instanceof Uint8Array) || binding.byteLength !== 32) throw new InvalidArgumentError('binding must be 32 bytes (a certificate SHA-256, or zeros)')
-  const out = new Uint8Array(1 + TUNNEL_NONCE_BYTES + 32)
-  out[0] = version
-  out.set(nonce, 1)
-  out.set(binding, 1 + TUNNEL_NONCE_BYTES)
-  return out
+  return challengePayload(version, nonce, binding)
 }
 
 /** Signs a tunnel challenge (see the module notes). */
 export function signTunnelChallenge(identity: Identity, version: number, nonce: Uint8Array, binding: Uint8Array): Uint8Array {
-  return sign(identity.keyPair.secretKey, 'peerlink/tunnel-auth/v1', tunnelAuthPayload(version, nonce, binding))
+  return signChallenge(identity, 'peerlink/tunnel-auth/v1', version, nonce, binding)
 }
 
 /** True only when `signature` was made by the key of `peerId` over this version, nonce and binding. */
 export function verifyTunnelChallenge(peerId: string, signature: Uint8Array, version: number, nonce: Uint8Array, binding: Uint8Array): boolean {
-  let publicKey: Uint8Array
-  try {
-    publicKey = publicKeyFromPeerId(peerId)
-  } catch {
-    return false
-  }
-  return verify(publicKey, 'peerlink/tunnel-auth/v1', tunnelAuthPayload(version, nonce, binding), signature)
+  return verifyChallenge(peerId, 'peerlink/tunnel-auth/v1', signature, version, nonce, binding)
 }
 
 /**
