@@ -7,7 +7,6 @@
  * @module
  */
 import { Duplex } from 'node:stream'
-import { timingSafeEqual } from 'node:crypto'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import type UDX from 'udx-native'
 import {
@@ -23,7 +22,7 @@ import {
 } from '../errors.js'
 import { peerIdFromPublicKey, publicKeyFromPeerId } from '../identity/peer-id.js'
 import { PeerSocket, validateRemote, type DatagramAddress } from './peer-socket.js'
-import { createFrameCounter, remoteFramesUntilHeader } from './frame-counter.js'
+import { verifiedHandshake } from './verified-handshake.js'
 
 /** An Ed25519 key pair in sodium format. */
 export interface TransportKeyPair {
@@ -353,82 +352,22 @@ export function openSecureConnection(options: OpenSecureConnectionOptions): Prom
   const expected = toBuffer(opts.expectedRemotePublicKey)
   const describe = `${opts.remote.host.includes(':') ? `[${opts.remote.host}]` : opts.remote.host}:${opts.remote.port}`
 
-  return new Promise<SecureConnection>((resolve, reject) => {
-    let settled = false
-    let verified = false
-    let confirmed = false
-
-    const countFrames = createFrameCounter(remoteFramesUntilHeader(opts.isInitiator), () => {
-      confirmed = true
-      raw.off('data', countFrames)
-      // Let secret-stream process the header in the same chunk before deciding.
-      queueMicrotask(maybeResolve)
-    })
-
-    const cleanup = (): void => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      raw.off('data', countFrames)
-      secret.off('handshake', onHandshake)
-      secret.off('error', onError)
-      secret.off('close', onClose)
-    }
-
-    const fail = (err: PeerlinkError): void => {
-      if (settled) return
-      settled = true
-      cleanup()
-      // Destroying inside 'handshake' stops secret-stream before it writes its header.
-      secret.destroy()
-      reject(err)
-    }
-
-    function maybeResolve(): void {
-      if (settled || !verified || !confirmed) return
-      if (secret.destroying) return // its 'error' / 'close' handler reports why
-      settled = true
-      cleanup()
-      resolve(createSecureConnection(secret, raw, socket))
-    }
-
-    function onHandshake(): void {
-      const actual = secret.remotePublicKey
-      if (actual === null || actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
-        const format = opts.formatPeerId
-        fail(new PeerIdentityMismatchError(format(expected), actual === null ? '(none)' : format(actual)))
-        return
-      }
-      verified = true
-      maybeResolve()
-    }
-
-    function onError(err: Error): void {
-      fail(handshakeError(err, socket, describe))
-    }
-
-    function onClose(): void {
-      if (socket.closed) fail(new SocketClosedError('The socket closed during the handshake'))
-      else fail(new ConnectionClosedError(`The connection to ${describe} closed during the handshake`))
-    }
-
-    function onAbort(): void {
-      fail(new AbortError(undefined, { cause: signal?.reason }))
-    }
-
-    const timer = setTimeout(() => {
-      fail(
-        new HandshakeTimeoutError(
-          `No verified handshake with ${opts.formatPeerId(expected)} at ${describe} within ${opts.handshakeTimeout} ms`,
-        ),
-      )
-    }, opts.handshakeTimeout)
-
-    raw.on('data', countFrames)
-    secret.on('handshake', onHandshake)
-    secret.on('error', onError)
-    secret.on('close', onClose)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
+  return verifiedHandshake(
+    {
+      secret,
+      raw,
+      isInitiator: opts.isInitiator,
+      expected,
+      formatPeerId: opts.formatPeerId,
+      timeoutMs: opts.handshakeTimeout,
+      timeoutError: () => new HandshakeTimeoutError(`No verified handshake with ${opts.formatPeerId(expected)} at ${describe} within ${opts.handshakeTimeout} ms`),
+      errorOf: (err) => handshakeError(err, socket, describe),
+      closeError: () =>
+        socket.closed ? new SocketClosedError('The socket closed during the handshake') : new ConnectionClosedError(`The connection to ${describe} closed during the handshake`),
+      signal,
+    },
+    () => createSecureConnection(secret, raw, socket),
+  )
 }
 
 interface ValidatedOptions extends OpenSecureConnectionOptions {

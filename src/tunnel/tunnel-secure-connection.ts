@@ -13,7 +13,6 @@
  *
  * @module
  */
-import { timingSafeEqual } from 'node:crypto'
 import { Duplex } from 'node:stream'
 import NoiseSecretStream from '@hyperswarm/secret-stream'
 import {
@@ -23,11 +22,11 @@ import {
   HandshakeTimeoutError,
   InvalidArgumentError,
   InvalidKeyError,
-  PeerIdentityMismatchError,
-  type PeerlinkError,
 } from '../errors.js'
+// Referenced from TSDoc only.
+import type { PeerIdentityMismatchError } from '../errors.js'
 import { peerIdFromPublicKey, publicKeyFromPeerId } from '../identity/peer-id.js'
-import { createFrameCounter, remoteFramesUntilHeader } from '../transport/frame-counter.js'
+import { verifiedHandshake } from '../transport/verified-handshake.js'
 
 /** Options of {@link secureTunnelStream}. */
 export interface SecureTunnelStreamOptions {
@@ -250,87 +249,32 @@ export function secureTunnelStream(options: SecureTunnelStreamOptions): Promise<
   // Keeps late errors of a failed attempt (e.g. the remote's reset) from being uncaught.
   secret.on('error', noop)
 
-  return new Promise<TunnelSecureConnection>((resolve, reject) => {
-    let settled = false
-    let verified = false
-    let confirmed = false
-
-    const countFrames = createFrameCounter(remoteFramesUntilHeader(isInitiator), () => {
-      confirmed = true
-      raw.off('data', countFrames)
-      // Let secret-stream process the header in the same chunk before deciding.
-      queueMicrotask(maybeResolve)
-    })
-
-    const cleanup = (): void => {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
-      raw.off('data', countFrames)
-      secret.off('handshake', onHandshake)
-      secret.off('error', onError)
-      secret.off('close', onClose)
-    }
-
-    const fail = (err: PeerlinkError): void => {
-      if (settled) return
-      settled = true
-      cleanup()
-      // Destroying inside 'handshake' stops secret-stream before it writes its header.
-      secret.destroy()
-      raw.destroy()
-      reject(err)
-    }
-
-    function maybeResolve(): void {
-      if (settled || !verified || !confirmed) return
-      if (secret.destroying) return // its 'error' / 'close' handler reports why
-      settled = true
-      cleanup()
-      resolve(create(secret, raw))
-    }
-
-    function onHandshake(): void {
-      const actual = secret.remotePublicKey
-      if (actual === null || actual.length !== expected.length || !timingSafeEqual(actual, expected)) {
-        fail(new PeerIdentityMismatchError(peerIdFromPublicKey(expected), actual === null ? '(none)' : peerIdFromPublicKey(actual)))
-        return
-      }
-      verified = true
-      maybeResolve()
-    }
-
-    function onError(err: Error): void {
-      const code = (err as { code?: unknown }).code
-      if (err instanceof ConnectionClosedError || code === 'ERR_CONNECTION_CLOSED' || code === 'ECONNRESET') {
-        fail(new ConnectionClosedError('The tunnelled stream closed during the handshake (the remote may not have accepted our key)', { cause: err }))
-      } else {
-        fail(new HandshakeFailedError(`Noise handshake over the tunnel failed: ${err.message}`, { cause: err }))
-      }
-    }
-
-    function onClose(): void {
-      fail(new ConnectionClosedError('The tunnelled stream closed during the handshake (the remote may not have accepted our key)'))
-    }
-
-    function onAbort(): void {
-      fail(new AbortError(undefined, { cause: signal?.reason }))
-    }
-
-    const timer = setTimeout(() => {
-      fail(new HandshakeTimeoutError(`No verified handshake with ${options.expectedPeerId} over the tunnel within ${handshakeTimeout} ms`))
-    }, handshakeTimeout)
-
-    secret.on('handshake', onHandshake)
-    secret.on('error', onError)
-    secret.on('close', onClose)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    // secret-stream attaches its own 'data' listener when it opens (a microtask queued
-    // by its constructor); the counter must not set the stream flowing before that, or
-    // bytes already buffered would reach the counter alone.
-    queueMicrotask(() => {
-      if (!settled) raw.on('data', countFrames)
-    })
-  })
+  return verifiedHandshake(
+    {
+      secret,
+      raw,
+      isInitiator,
+      expected,
+      formatPeerId: peerIdFromPublicKey,
+      timeoutMs: handshakeTimeout,
+      timeoutError: () => new HandshakeTimeoutError(`No verified handshake with ${options.expectedPeerId} over the tunnel within ${handshakeTimeout} ms`),
+      errorOf: (err) => {
+        const code = (err as { code?: unknown }).code
+        if (err instanceof ConnectionClosedError || code === 'ERR_CONNECTION_CLOSED' || code === 'ECONNRESET') {
+          return new ConnectionClosedError('The tunnelled stream closed during the handshake (the remote may not have accepted our key)', { cause: err })
+        }
+        return new HandshakeFailedError(`Noise handshake over the tunnel failed: ${err.message}`, { cause: err })
+      },
+      closeError: () => new ConnectionClosedError('The tunnelled stream closed during the handshake (the remote may not have accepted our key)'),
+      signal,
+      // secret-stream attaches its own 'data' listener when it opens (a microtask queued
+      // by its constructor); the counter must not set the stream flowing before that, or
+      // bytes already buffered would reach the counter alone.
+      deferCounter: true,
+      destroyRawOnFail: true,
+    },
+    () => create(secret, raw),
+  )
 }
 
 function checkKey(name: string, key: unknown, length: number): void {
