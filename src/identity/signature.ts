@@ -24,6 +24,7 @@ export type SignatureTag =
   | 'peerlink/beacon-auth/v1'
   | 'peerlink/signal-offer/v1'
   | 'peerlink/signal-answer/v1'
+  | 'peerlink/signal-candidate/v1'
   | 'peerlink/tunnel-auth/v1'
   | 'peerlink/session-binding/v1'
 
@@ -32,6 +33,7 @@ export const SIGNATURE_TAGS: readonly SignatureTag[] = Object.freeze([
   'peerlink/beacon-auth/v1',
   'peerlink/signal-offer/v1',
   'peerlink/signal-answer/v1',
+  'peerlink/signal-candidate/v1',
   'peerlink/tunnel-auth/v1',
   'peerlink/session-binding/v1',
 ])

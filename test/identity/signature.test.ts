@@ -25,6 +25,7 @@ describe('domain-separated signatures', () => {
         'peerlink/beacon-auth/v1',
         'peerlink/signal-offer/v1',
         'peerlink/signal-answer/v1',
+        'peerlink/signal-candidate/v1',
         'peerlink/tunnel-auth/v1',
         'peerlink/session-binding/v1',
       ].sort(),
