@@ -38,8 +38,10 @@ const CONCURRENCY = Number(arg('concurrency', 64))
 const IDLE = Number(arg('idle', 1000))
 const ONLY = String(arg('only', 'stream,http,idle')).split(',')
 const MODES = String(arg('modes', 'ws,wss')).split(',')
-// Extra Node.js flags for the server and device processes (profiling: "--cpu-prof").
-const NODE_FLAGS = String(arg('node-flags', '')).split(' ').filter(Boolean)
+// Node.js flags of the server and device processes: those bin/peerlink-server and
+// bin/peerlink run with (their shebang), then --node-flags (profiling: "--cpu-prof").
+const BIN_FLAGS = ['--initial-old-space-size=64']
+const NODE_FLAGS = [...BIN_FLAGS, ...String(arg('node-flags', '')).split(' ').filter(Boolean)]
 const TOTAL = MIB * 1024 * 1024
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a)
 const HOST = '127.0.0.1'
@@ -447,5 +449,6 @@ result.machine = {
   node: process.version,
   loadavgBefore: loadBefore.map((x) => round(x)),
   loadavgAfter: os.loadavg().map((x) => round(x)),
+  nodeFlags: NODE_FLAGS,
 }
 console.log(JSON.stringify(result))

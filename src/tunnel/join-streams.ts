@@ -4,9 +4,14 @@
  * writable end is ended and the opposite direction keeps flowing. An error or an early
  * close on either side destroys both (the TCP peer sees a reset).
  *
+ * A `net` socket joined to a `WebSocketStream` (a tunnelled connection) is relayed by
+ * {@link WebSocketStream.relay}, without pipes: each read leaves as one write at once.
+ *
  * @module
  */
+import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { WebSocketStream } from './websocket-stream.js'
 
 /**
  * Pipes `a` into `b` and `b` into `a` (see the module notes). Both streams must allow
@@ -30,6 +35,9 @@ export function joinStreams(a: Duplex, b: Duplex, onClose?: () => void): void {
   }
   if (a.destroyed || b.destroyed) {
     for (const stream of [a, b]) {
+      // A stream destroyed with an error (a transfer socket the server closed at once)
+      // still emits it: the join is over, the error must not go unhandled.
+      stream.on('error', () => {})
       stream.destroy()
       if (stream.closed) done()
       else stream.once('close', done)
@@ -38,6 +46,9 @@ export function joinStreams(a: Duplex, b: Duplex, onClose?: () => void): void {
   }
   link(a, b)
   link(b, a)
+  // The tunnel's data path: a TCP socket and a transfer socket relay directly (no pipes).
+  if (a instanceof Socket && b instanceof WebSocketStream && b.relay(a)) return
+  if (b instanceof Socket && a instanceof WebSocketStream && a.relay(b)) return
   coalesce(a, b)
   coalesce(b, a)
   a.pipe(b)

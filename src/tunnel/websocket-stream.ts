@@ -21,21 +21,39 @@
  * Backpressure runs both ways: a full readable side pauses the socket, and writes wait
  * for the socket to drain.
  *
+ * Joined to a TCP socket (`joinStreams`), the stream relays without the `Duplex` in
+ * between ({@link WebSocketStream.relay}), and plain sockets of a connection that carried
+ * 1 MiB read into reused buffers (`reused-reads.ts`); see `docs/benchmarks.md` (tunnel).
+ *
  * @module
  */
 import { randomFillSync } from 'node:crypto'
 import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
 import { Duplex } from 'node:stream'
 import { ConnectionClosedError, TunnelProtocolError } from '../errors.js'
+import { readIntoReusedBuffer } from './reused-reads.js'
 import { TRANSFER_END } from './tunnel-messages.js'
 import { TRANSFER_RESET_CODE } from './websocket-duplex.js'
-import { type FrameReadError, OPCODE, WebSocketFrameReader, frameHeader, maskCopy } from './websocket-frame.js'
+import { type FrameReadError, OPCODE, WebSocketFrameReader, frameHeader, maskCopy, unmaskInPlace } from './websocket-frame.js'
 
 
 /** Milliseconds a closing transfer socket waits for the peer before it is destroyed. */
 const CLOSE_TIMEOUT_MS = 2_000
 
 const END_PAYLOAD = Buffer.from(TRANSFER_END, 'latin1')
+
+/**
+ * Relay mode: bytes a plain socket carries before its reads go into one reused buffer
+ * (`reused-reads.ts`); connections that carry less never hold one.
+ */
+const REUSE_AFTER_BYTES = 1024 * 1024
+
+/** The largest frame header: 2 bytes, a 64-bit length, a masking key (RFC 6455 §5.2). */
+const MAX_HEADER_BYTES = 14
+
+/** Relay mode: size of the reused read buffer of a socket. */
+const REUSED_BUFFER_BYTES = 128 * 1024
 
 /**
  * A tunnelled connection's stream on either kind of transfer socket: a
@@ -98,6 +116,8 @@ export class WebSocketStream extends Duplex implements TransferStream {
   readonly #reader: WebSocketFrameReader
   readonly #mask: 'random' | 'zero' | 'none'
   readonly #maxSendFrame: number
+  readonly #highWaterMark: number
+  readonly #tls: boolean
   readonly #onReceived: ((bytes: number) => void) | undefined
   readonly #onSent: ((bytes: number) => void) | undefined
   #receivedEnd = false
@@ -107,6 +127,21 @@ export class WebSocketStream extends Duplex implements TransferStream {
   #socketClosed = false
   #waiting: ((error?: Error | null) => void) | undefined
   #timer: ReturnType<typeof setTimeout> | undefined
+  /** Relay mode ({@link WebSocketStream.relay}): the socket joined directly. */
+  #peer: Socket | undefined
+  #peerTls = false
+  /** Relay mode: the transfer socket is paused until the peer drains. */
+  #pausedForPeer = false
+  /** Relay mode: the peer is paused until the transfer socket drains. */
+  #peerPaused = false
+  /** Relay mode: the peer is corked until the next tick (the transfer socket is a TLS socket). */
+  #peerCorked = false
+  /** Relay mode: chunks from a TLS peer collected for one frame at the next tick. */
+  #outParts: Buffer[] = []
+  #outSize = 0
+  /** Relay mode: bytes read from the transfer socket and from the peer (until their reads reuse a buffer; then -1). */
+  #socketRead = 0
+  #peerRead = 0
   /** Bytes received. */
   bytesIn = 0
   /** Bytes sent. */
@@ -119,6 +154,8 @@ export class WebSocketStream extends Duplex implements TransferStream {
     this.#socket = socket
     this.#mask = options.role === 'server' ? 'none' : options.zeroMask === true ? 'zero' : 'random'
     this.#maxSendFrame = options.maxSendFrameBytes ?? 262_144
+    this.#highWaterMark = highWaterMark
+    this.#tls = (socket as TLSSocket).encrypted === true
     this.#onReceived = options.onReceived
     this.#onSent = options.onSent
     this.#reader = new WebSocketFrameReader(
@@ -152,7 +189,56 @@ export class WebSocketStream extends Duplex implements TransferStream {
 
   readonly #onSocketData = (chunk: Buffer): void => {
     if (this.#closeReceived || this.#reader.failed || this.destroyed) return // drained and dropped while closing
-    this.#reader.push(chunk)
+    const peer = this.#peer
+    if (peer === undefined) {
+      this.#reader.push(chunk)
+    } else if (this.#tls) {
+      // A TLS socket delivers one record (≤ 16 KiB) per chunk, several in one tick: the
+      // peer stays corked until the next tick, so they leave in one writev.
+      if (!this.#peerCorked) {
+        this.#peerCorked = true
+        peer.cork()
+        process.nextTick(this.#uncorkPeer)
+      }
+      this.#reader.push(chunk)
+    } else {
+      peer.cork()
+      this.#reader.push(chunk)
+      peer.uncork()
+      this.#checkPeer(peer)
+      if (this.#socketRead >= 0 && (this.#socketRead += chunk.length) >= REUSE_AFTER_BYTES) {
+        this.#socketRead = -1
+        // A paused socket may still be reading until then: pause it again, now for real.
+        if (readIntoReusedBuffer(this.#socket, REUSED_BUFFER_BYTES, this.#onReusedSocketRead) && this.#pausedForPeer) this.#socket.pause()
+      }
+    }
+  }
+
+  /** A read of the transfer socket into its reused buffer: in use afterwards if the peer queued some of it. */
+  readonly #onReusedSocketRead = (chunk: Buffer): boolean => {
+    this.#onSocketData(chunk)
+    return this.#peer!.writableLength > 0
+  }
+
+  readonly #uncorkPeer = (): void => {
+    this.#peerCorked = false
+    const peer = this.#peer!
+    peer.uncork()
+    this.#checkPeer(peer)
+  }
+
+  /** Relay mode: pauses the transfer socket while the peer holds a full buffer (resumed on its `drain`). */
+  #checkPeer(peer: Socket): void {
+    if (!this.#pausedForPeer && peer.writableNeedDrain && peer.writableLength >= this.#highWaterMark) {
+      this.#pausedForPeer = true
+      this.#socket.pause()
+    }
+  }
+
+  readonly #onPeerDrain = (): void => {
+    if (!this.#pausedForPeer) return
+    this.#pausedForPeer = false
+    if (!this.#socketClosed) this.#socket.resume()
   }
 
   readonly #onData = (bytes: Buffer): void => {
@@ -160,7 +246,8 @@ export class WebSocketStream extends Duplex implements TransferStream {
     if (bytes.length === 0) return
     this.bytesIn += bytes.length
     this.#onReceived?.(bytes.length)
-    if (!this.push(bytes)) this.#socket.pause()
+    if (this.#peer !== undefined) this.#peer.write(bytes)
+    else if (!this.push(bytes)) this.#socket.pause()
   }
 
   readonly #onText = (message: Buffer): void => {
@@ -197,7 +284,114 @@ export class WebSocketStream extends Duplex implements TransferStream {
   }
 
   override _read(): void {
-    if (!this.#socketClosed) this.#socket.resume()
+    if (this.#peer === undefined && !this.#socketClosed) this.#socket.resume()
+  }
+
+  // ------------------------------------------------------------------ relay mode
+
+  /**
+   * Joins this stream to `peer` directly, both ways, without the `node:stream` machinery
+   * in between (the data path of a tunnelled TCP connection): payloads received are
+   * written to `peer` as they are parsed (all of one socket read in one `writev`), and
+   * each chunk read from `peer` leaves at once as one frame. Backpressure pauses the
+   * reading side while the writing side holds `highWaterMark` bytes or more; `peer`'s
+   * end sends the end of this stream's writable side (`end()`), and the end received
+   * ends `peer`. Errors and early closes are the caller's to handle (as with `pipe`, see
+   * `joinStreams`). Use the stream no more as a `Duplex` afterwards.
+   *
+   * @returns `false`, changing nothing, when data written to this stream is still
+   * queued or either side has already ended (the caller then pipes instead).
+   */
+  relay(peer: Socket): boolean {
+    if (this.#peer !== undefined || this.destroyed || this.writableLength > 0 || this.writableEnded || this.readableEnded || peer.writableEnded) return false
+    this.#peer = peer
+    this.#peerTls = (peer as TLSSocket).encrypted === true
+    // Bytes received before the relay began (with the upgrade) are still in the readable buffer.
+    for (let chunk: Buffer | null = this.read(); chunk !== null; chunk = this.read()) peer.write(chunk)
+    this.once('end', () => peer.end())
+    this.resume() // flowing (nothing is pushed any more but the end)
+    peer.on('drain', this.#onPeerDrain)
+    peer.on('data', this.#onPeerData)
+    peer.once('end', this.#onPeerEnd)
+    peer.resume() // it may have been paused explicitly (a server's `pauseOnConnect`)
+    this.#checkPeer(peer)
+    if (!this.#pausedForPeer && !this.#socketClosed && !this.#closeReceived) this.#socket.resume()
+    return true
+  }
+
+  readonly #onPeerData = (chunk: Buffer): void => {
+    if (this.#closeSent || this.#socketClosed || this.writableEnded) return // torn down: the join destroys the peer
+    if (!this.#peerTls) {
+      this.#send([chunk], chunk.length)
+      if (this.#peerRead >= 0 && (this.#peerRead += chunk.length) >= REUSE_AFTER_BYTES) {
+        this.#peerRead = -1
+        // A paused socket may still be reading until then: pause it again, now for real.
+        if (readIntoReusedBuffer(this.#peer!, REUSED_BUFFER_BYTES, this.#onReusedPeerRead, MAX_HEADER_BYTES) && this.#peerPaused) this.#peer!.pause()
+      }
+      return
+    }
+    // A TLS peer delivers one record per chunk, several in one tick: one frame at the next tick.
+    if (this.#outParts.length === 0) process.nextTick(this.#flushPeerData)
+    this.#outParts.push(chunk)
+    this.#outSize += chunk.length
+  }
+
+  /** A read of the peer into its reused buffer: in use afterwards if the transfer socket queued some of it. */
+  readonly #onReusedPeerRead = (chunk: Buffer): boolean => {
+    if (this.#closeSent || this.#socketClosed || this.writableEnded) return false
+    if (chunk.length > this.#maxSendFrame) {
+      this.#send([chunk], chunk.length)
+      return this.#socket.writableLength > 0
+    }
+    // The read buffer is this stream's own: the payload is masked in place (RFC 6455
+    // §5.3) and the header written in the headroom before it, so the frame leaves as one
+    // buffer (no copy here, nor in a TLS socket, which joins the buffers of a writev).
+    this.bytesOut += chunk.length
+    this.#onSent?.(chunk.length)
+    const mask = this.#mask === 'random' ? randomMask() : this.#mask === 'zero' ? 0 : undefined
+    if (mask !== undefined && mask !== 0) unmaskInPlace(chunk, mask, 0)
+    const header = frameHeader(OPCODE.binary, chunk.length, mask)
+    const frame = Buffer.from(chunk.buffer, chunk.byteOffset - header.length, header.length + chunk.length)
+    header.copy(frame, 0)
+    const socket = this.#socket
+    socket.write(frame)
+    this.#pausePeerIfFull()
+    return socket.writableLength > 0
+  }
+
+  readonly #flushPeerData = (): void => {
+    const parts = this.#outParts
+    const size = this.#outSize
+    if (parts.length === 0) return
+    this.#outParts = []
+    this.#outSize = 0
+    if (this.#closeSent || this.#socketClosed) return
+    this.#send(parts, size)
+  }
+
+  readonly #onPeerEnd = (): void => {
+    this.#flushPeerData()
+    if (!this.destroyed && !this.writableEnded) this.end()
+  }
+
+  /** Relay mode: frames and writes `parts` (`size` bytes) at once; pauses the peer while the socket's buffer is full. */
+  #send(parts: Buffer[], size: number): void {
+    this.bytesOut += size
+    this.#onSent?.(size)
+    const socket = this.#socket
+    socket.cork()
+    this.#writeParts(parts)
+    socket.uncork()
+    this.#pausePeerIfFull()
+  }
+
+  /** Relay mode: pauses the peer while the transfer socket holds a full buffer (resumed on its `drain`). */
+  #pausePeerIfFull(): void {
+    const socket = this.#socket
+    if (!this.#peerPaused && socket.writableNeedDrain && socket.writableLength >= this.#highWaterMark) {
+      this.#peerPaused = true
+      this.#peer!.pause()
+    }
   }
 
   // ------------------------------------------------------------------ writing
@@ -217,9 +411,17 @@ export class WebSocketStream extends Duplex implements TransferStream {
     this.bytesOut += total
     this.#onSent?.(total)
     socket.cork()
+    this.#writeParts(chunks.map(({ chunk }) => chunk))
+    socket.uncork()
+    if (socket.writableNeedDrain) this.#waiting = callback
+    else callback()
+  }
+
+  /** Writes `chunks` as binary frames of at most `maxSendFrameBytes` (one frame when they fit); the socket is corked. */
+  #writeParts(chunks: Buffer[]): void {
     let frame: Buffer[] = []
     let size = 0
-    for (const { chunk } of chunks) {
+    for (const chunk of chunks) {
       // One frame for everything queued, split at maxSendFrameBytes.
       for (let at = 0; at < chunk.length; ) {
         const take = Math.min(chunk.length - at, this.#maxSendFrame - size)
@@ -234,12 +436,13 @@ export class WebSocketStream extends Duplex implements TransferStream {
       }
     }
     if (size > 0) this.#writeData(frame, size)
-    socket.uncork()
-    if (socket.writableNeedDrain) this.#waiting = callback
-    else callback()
   }
 
   readonly #onDrain = (): void => {
+    if (this.#peerPaused) {
+      this.#peerPaused = false
+      this.#peer!.resume()
+    }
     const waiting = this.#waiting
     this.#waiting = undefined
     waiting?.()

@@ -97,7 +97,11 @@ export class DeviceHttpAgent extends http.Agent {
     const pooled = socket as PooledSocket
     clearTimeout(pooled[idleTimer])
     pooled[idleTimer] = undefined
-    request.reusedSocket = true
+    // The base class removes the 'error' listener it added when the connection went
+    // idle (it would pile up, one per request, otherwise) and calls `ref()`, which a
+    // tunnelled stream has not: give it a no-op one.
+    if (typeof (socket as Partial<Socket>).ref !== 'function') (socket as { ref: () => Socket }).ref = () => socket
+    super.reuseSocket(socket, request)
   }
 
   /** Closes every pooled connection. */

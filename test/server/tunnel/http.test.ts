@@ -2,7 +2,7 @@
 // WebSocket upgrades, and the error pages (400, 404, 502, 503).
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, type Server } from 'node:http'
+import { createServer, get as httpGet, type Server } from 'node:http'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
@@ -147,6 +147,32 @@ describe('HTTP keep-alive towards the device (pooled tunnelled connections)', ()
     expect(first.status).toBe(200)
     expect(second.status).toBe(200)
     expect(second.body).toBe(first.body)
+  })
+
+  it('keeps no per-request listeners on a pooled connection (no MaxListenersExceededWarning over 30 requests)', async () => {
+    keepAliveHint = undefined
+    const warnings: string[] = []
+    const onWarning = (warning: Error) => warnings.push(warning.name)
+    process.on('warning', onWarning)
+    try {
+      const ports = new Set<string>()
+      for (let i = 0; i < 30; i++) {
+        const body = await new Promise<string>((resolve, reject) => {
+          const req = httpGet({ host: '127.0.0.1', port: server.httpPort, path: '/', headers: { host: 'pooled.example.test' }, agent: false }, (res) => {
+            let text = ''
+            res.on('data', (chunk: Buffer) => (text += chunk))
+            res.on('end', () => resolve(text))
+          })
+          req.on('error', reject)
+        })
+        ports.add(body)
+      }
+      expect(ports.size).toBe(1)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(warnings).not.toContain('MaxListenersExceededWarning')
+    } finally {
+      process.off('warning', onWarning)
+    }
   })
 
   it('does not pool when the service announces a keep-alive timeout too short to use safely', async () => {
