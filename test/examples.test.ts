@@ -97,3 +97,11 @@ it('examples/rendezvous.mjs makes two peers meet by a shared code', async () => 
   expect(stdout).toContain('a: got "hello from b"')
   expect(stdout).toContain('b: got "hello from a"')
 })
+
+it('examples/forward-tcp-port.mjs carries three TCP connections over one peer connection, and closes cleanly', async () => {
+  const stdout = await runExample('forward-tcp-port.mjs')
+  expect(stdout).toMatch(/bob: 127\.0\.0\.1:\d+ now reaches alice's service/)
+  expect(stdout).toContain('answers: ONE TWO THREE')
+  // Bob's graceful close is not an error on either side.
+  expect(stdout).not.toContain('connection ended')
+})

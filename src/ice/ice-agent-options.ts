@@ -158,6 +158,13 @@ export interface IceAgentEvents {
   state: [state: IceAgentState]
   /** A pair was selected (also the resolution of `connect()`). */
   selected: [selection: IceSelection]
+  /**
+   * While connected, the selection moved to another pair ({@link IceAgent.reselect}, or
+   * the controlled side followed a renomination): move the stream to `selection.remote`.
+   */
+  reselected: [info: { selection: IceSelection; previous: IceSelection }]
+  /** While connected, a valid check arrived for a pair other than the selected one. */
+  'check-while-connected': [pair: CandidatePair]
   /** A role conflict changed our role. */
   'role-change': [role: IceRole]
   /** A pair changed state (diagnostics). */

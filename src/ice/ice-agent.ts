@@ -40,6 +40,7 @@ import { checkIceCredentials, generateIceCredentials, parseIceCredentials, type 
 import { oppositeRole, randomTieBreaker, type IceRole } from './ice-role.js'
 import { createNomination, type NominationStrategy } from './nomination.js'
 import { RelayRoutes, type IceRelay } from './relay-routes.js'
+import { probePair, type ProbeOptions } from './renomination.js'
 import { waitForSelection, type SelectionWaiter } from './selection-waiter.js'
 
 const DEFAULT_CHECK_RETRANSMIT = { rto: 500, rc: 5, rm: 4 }
@@ -211,7 +212,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    */
   addRemoteCandidate(candidate: IceCandidate | string): void {
     const parsed = typeof candidate === 'string' ? parseCandidate(candidate) : parseCandidate(formatCandidate(candidate))
-    if (this.#state === 'closed' || this.#state === 'failed' || this.#selection !== undefined) return
+    // After selection the pairs are still formed (not checked): path recovery may use them.
+    if (this.#state === 'closed' || this.#state === 'failed') return
     if (parsed.component !== 1) return
     const added = this.#checklist.addRemoteCandidate(parsed)
     // RFC 8656 §9: the relays must permit the peer before checks from or to it pass.
@@ -228,7 +230,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
    * @throws InvalidArgumentError when the relay reports no relayed address.
    */
   addRelay(relay: IceRelay): LocalCandidate | undefined {
-    if (this.#state === 'closed' || this.#state === 'failed' || this.#selection !== undefined) return undefined
+    if (this.#state === 'closed' || this.#state === 'failed') return undefined
     const candidate = this.#relays.add(relay)
     if (candidate === undefined) return undefined
     for (const remote of this.#checklist.remoteCandidates) relay.permit(remote.address)
@@ -463,7 +465,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
 
   /** Acts on a valid check (learning, triggered check, nomination); false if it must wait. */
   #processCheck(check: IncomingCheck, source: { address: string; port: number }, relayKey: string | undefined): boolean {
-    if (this.#selection !== undefined || this.#state === 'failed' || this.#state === 'closed') return true
+    if (this.#state === 'failed' || this.#state === 'closed') return true
+    if (this.#selection !== undefined && this.#state !== 'connected') return true
     if (this.#remote === undefined) return false
     if (check.remoteUfrag !== this.#remote.ufrag) return true
     if (this.#checklist.localCandidates.every((c) => ipFamily(c.address) !== ipFamily(source.address))) return false
@@ -486,6 +489,10 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (local === undefined) return true
     // RFC 8445 §7.3.1.4: triggered check.
     const pair = this.#checklist.pairForTriggeredCheck(local, remote)
+    if (this.#selection !== undefined) {
+      this.#onCheckWhileConnected(pair, check.useCandidate)
+      return true
+    }
     if (pair.state === 'in-progress') {
       const flight = this.#inFlight.get(pair)
       // Cancel a check outstanding for longer than Ta and check again at once (its
@@ -542,6 +549,15 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const selection: IceSelection = { local: pair.local, remote: pair.remote, pair, rttMs: pair.rttMs }
     this.#selection = selection
     this.#stopChecks()
+    this.#startConsent(selection)
+    this.#setState('connected')
+    this.emit('selected', selection)
+    for (const waiter of [...this.#waiters]) waiter.resolve(selection)
+  }
+
+  #startConsent(selection: IceSelection): void {
+    const { pair } = selection
+    this.#consent?.stop()
     this.#consent = new ConsentFreshness({
       check: (signal) => this.#consentCheck(pair, signal),
       onLost: ({ sinceLastResponseMs }) => {
@@ -555,9 +571,67 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       ...(this.#options.consentTimeout === undefined ? {} : { timeout: this.#options.consentTimeout }),
     })
     this.#consent.start()
-    this.#setState('connected')
-    this.emit('selected', selection)
-    for (const waiter of [...this.#waiters]) waiter.resolve(selection)
+  }
+
+  // ------------------------------------------------------------------ after selection (path recovery)
+
+  /**
+   * Sends one connectivity check on `pair` while connected (path recovery, see
+   * `src/ice/renomination.ts`), with USE-CANDIDATE when `nominate` (controlling side
+   * only). Resolves with the valid pair the check produced (RFC 8445 §7.2.5.3), rejects
+   * when it gets no answer (`StunTimeoutError`), a failure or the agent is not connected.
+   * The selection does not change: see {@link IceAgent.reselect}.
+   */
+  probe(pair: CandidatePair, options: ProbeOptions = {}): Promise<CandidatePair> {
+    if (this.#state !== 'connected' || this.#remote === undefined) return Promise.reject(new SocketClosedError('The ICE agent is not connected'))
+    const remote = this.#remote
+    return probePair(
+      {
+        checklist: this.#checklist,
+        request: (request, target) => this.#relays.request(this.#transactions, request, target, this.#wireHost, {
+            integrityKey: checkIntegrityKey(remote),
+            fingerprint: true,
+            acceptErrorResponse: true,
+            ...(options.signal === undefined ? {} : { signal: options.signal }),
+            rto: options.rto ?? 250,
+            rc: options.rc ?? 4,
+            rm: 4,
+          }),
+        check: (useCandidate, priority) => createCheckRequest({ local: this.#local, remote, priority, role: this.#role, tieBreaker: this.#tieBreaker, useCandidate }),
+        controlling: this.#role === 'controlling',
+      },
+      pair,
+      options,
+    )
+  }
+
+
+  /**
+   * Moves the selection to another pair while connected (renomination): consent checks
+   * (RFC 7675) restart on it, and `reselected` is emitted. No-op for the selected pair.
+   */
+  reselect(pair: CandidatePair): void {
+    const previous = this.#selection
+    if (this.#state !== 'connected' || previous === undefined || previous.pair === pair) return
+    pair.nominated = true
+    const selection: IceSelection = { local: pair.local, remote: pair.remote, pair, rttMs: pair.rttMs }
+    this.#selection = selection
+    this.#startConsent(selection)
+    this.emit('reselected', { selection, previous })
+  }
+
+  /**
+   * A valid check arrived while connected: the controlled side follows a nomination of
+   * another pair (renomination: the latest USE-CANDIDATE wins, as in
+   * draft-thatcher-ice-renomination, without its NOMINATION counter).
+   */
+  #onCheckWhileConnected(pair: CandidatePair, useCandidate: boolean): void {
+    const selected = this.#selection?.pair
+    if (selected !== undefined && (pair === selected || pair.validPair === selected)) {
+      return // RFC 7675 §5.1: only answers to our own checks refresh consent
+    }
+    this.emit('check-while-connected', pair)
+    if (useCandidate && this.#role === 'controlled') this.reselect(pair.validPair ?? pair)
   }
 
   async #consentCheck(pair: CandidatePair, signal: AbortSignal): Promise<number> {

@@ -52,6 +52,7 @@ interface Entry {
 export class AttemptRelays {
   readonly #options: AttemptRelaysOptions
   readonly #entries = new Map<string, Entry>()
+  readonly #kept = new Map<string, TurnRelayShim>()
   #pending = 0
   #gathered = 0
   #closed = false
@@ -133,27 +134,43 @@ export class AttemptRelays {
     return this.#entries.get(key)?.shim
   }
 
+  /**
+   * Every open shim, by relayed address: the attempt's and the ones kept for the
+   * connection (path recovery moves the stream between them).
+   */
+  get shims(): ReadonlyMap<string, TurnRelayShim> {
+    const all = new Map(this.#kept)
+    for (const [key, entry] of this.#entries) all.set(key, entry.shim)
+    return all
+  }
+
   /** Takes the relay `key` out of this attempt for the connection; {@link AttemptRelays.close} leaves it alone. */
   keep(key: string): KeptRelay | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
     this.#entries.delete(key)
+    this.#kept.set(key, entry.shim)
     let closed = false
     return {
       relay: entry.lease.relay,
       close: () => {
         if (closed) return
         closed = true
+        this.#kept.delete(key)
         // The stream's last packets still need the shim for a moment (see TurnRelayShim.close).
         this.#options.pool.track(entry.shim.close({ grace: SHIM_CLOSE_GRACE_MS }).finally(() => entry.lease.release()))
       },
     }
   }
 
-  /** Closes every shim and releases every lease not kept. Idempotent. */
-  close(): void {
+  /**
+   * Closes every shim and releases every lease not kept (relays still being allocated
+   * are released when they come). `grace`: see `TurnRelayShim.close` (a connection that
+   * kept the attempt's relays for path recovery may run on any of them). Idempotent.
+   */
+  close(options: { grace?: number } = {}): void {
     this.#closed = true
-    for (const { lease, shim } of this.#entries.values()) this.#options.pool.track(shim.close().finally(() => lease.release()))
+    for (const { lease, shim } of this.#entries.values()) this.#options.pool.track(shim.close(options).finally(() => lease.release()))
     this.#entries.clear()
   }
 }

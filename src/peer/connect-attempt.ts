@@ -23,7 +23,7 @@ import type { BeaconSet } from '../beacon/beacon-set.js'
 import type { IncomingSignal } from '../beacon/beacon-client-options.js'
 import type { MuxStream } from '../connection/mux-stream.js'
 import { StreamMux } from '../connection/stream-mux.js'
-import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerNotFoundError, PeerlinkError } from '../errors.js'
+import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerIdentityMismatchError, PeerNotFoundError, PeerlinkError } from '../errors.js'
 import { formatCandidate } from '../ice/candidate-codec.js'
 import { type LocalCandidate, candidateAddressKey } from '../ice/candidate.js'
 import { addressKey } from '../ice/canonical-address.js'
@@ -49,7 +49,16 @@ import { CONNECTION_PATHS } from './peer-options.js'
 import { REFLEXIVE_FRESH_MS, type ReflexiveCache } from './reflexive-cache.js'
 import { remoteKeyOf } from './remote-key.js'
 import type { TurnRelayPool } from './turn-relays.js'
-import { AttemptRelays } from './attempt-relays.js'
+import { AttemptRelays, SHIM_CLOSE_GRACE_MS } from './attempt-relays.js'
+import { PathManager, type PathRecoveryOptions } from './path-manager.js'
+import { StreamSplice } from './stream-splice.js'
+import { type SealedSignalKind, openSignal, sealSignal } from './signal-seal.js'
+
+/**
+ * How long a connected attempt keeps trickling candidates both ways (relayed candidates
+ * allocated after the selection), so path recovery has pairs to move to, ms.
+ */
+export const TRICKLE_LINGER_MS = 10_000
 
 /** Bytes of a session id. */
 export const SESSION_ID_BYTES = 16
@@ -106,6 +115,11 @@ export interface AttemptContext {
    * @default every path
    */
   paths?: readonly ConnectionPath[] | undefined
+  /**
+   * Path recovery and upgrade of the connection (`PeerOptions.recovery`); `false` turns it off.
+   * @default {} (on, default timings)
+   */
+  recovery?: PathRecoveryOptions | false | undefined
 }
 
 /** A connection attempt (see the module notes). */
@@ -177,6 +191,21 @@ export class ConnectAttempt {
         })
       : undefined
     this.#remoteKnown = new Promise((resolve) => (this.#remoteResolve = resolve))
+    if (ctx.recovery !== false && turn) {
+      // Only a connection that can fall back to a relay needs the splice (it costs
+      // throughput: one more loopback hop per packet). Bound now (a loopback bind), used
+      // synchronously when a pair is selected.
+      StreamSplice.open(ctx.socket).then(
+        (splice) => {
+          if (this.#finished && !this.#keepAgent) void splice.close()
+          else this.#splice = splice
+        },
+        () => {
+          // No splice: the connection runs on the peer socket directly (it can still
+          // upgrade, but cannot fail over from a dead path).
+        },
+      )
+    }
     this.#agent.on('candidate', this.#onLocalCandidate)
     this.#agent.on('end-of-candidates', this.#onLocalEnd)
     this.#agent.on('selected', this.#onSelected)
@@ -213,7 +242,7 @@ export class ConnectAttempt {
       // Decoding the PeerId costs about half a millisecond: do it after the offer/answer
       // went out, while the signalling and the checks are in flight.
       setImmediate(() => (this.#expectedKey ??= remoteKeyOf(this.peerId)))
-      if (this.initiator) await abortable(this.#remoteKnown, this.#controller.signal)
+      if (this.initiator) await untilAborted(this.#remoteKnown, this.#controller.signal)
       const selection = await this.#agent.connect({ signal: this.#controller.signal, timeout: options.timeout })
       const iceMs = this.elapsed
       this.#emit('selected', describeSelection(selection))
@@ -251,11 +280,23 @@ export class ConnectAttempt {
       const shim = selection.local.type === 'relay' ? this.#relays?.shimFor(addressKey(selection.local.base.address, selection.local.base.port)) : undefined
       if (selection.local.type === 'relay' && shim === undefined) throw new ConnectFailedError('The selected relay is gone')
       shim?.connect({ host: selection.remote.address, port: selection.remote.port })
-      promise = openSecureConnection({
+      const outer = {
         socket: shim?.socket ?? this.#ctx.socket,
-        remote: shim?.proxyAddress ?? { host: selection.remote.address, port: selection.remote.port },
+        ...(shim?.proxyAddress ?? { host: selection.remote.address, port: selection.remote.port }),
         localStreamId: this.#localStream,
         remoteStreamId: remote.stream,
+      }
+      // With path recovery the secure stream runs through the splice (stream-splice.ts).
+      const end = this.#splice?.connect(outer)
+      if (end === undefined) {
+        void this.#splice?.close()
+        this.#splice = undefined
+      }
+      promise = openSecureConnection({
+        socket: end?.socket ?? outer.socket,
+        remote: end?.remote ?? { host: outer.host, port: outer.port },
+        localStreamId: end?.localStreamId ?? outer.localStreamId,
+        remoteStreamId: end?.remoteStreamId ?? outer.remoteStreamId,
         isInitiator: this.initiator,
         keyPair: this.#ctx.identity.keyPair,
         expectedRemotePublicKey: (this.#expectedKey ??= remoteKeyOf(this.peerId)),
@@ -295,6 +336,11 @@ export class ConnectAttempt {
       info.relay = { server: used.relay.url, transport: used.relay.transport, relayed: { address: selection.local.address, port: selection.local.port } }
     }
     this.#keepAgent = true
+    const relays = this.#relays
+    const recovery = this.#ctx.recovery === false ? undefined : (this.#ctx.recovery ?? {})
+    this.#recovering = recovery !== undefined
+    let manager: PathManager | undefined
+    const splice = this.#splice
     const connection = new PeerConnection({
       mux,
       secure,
@@ -303,18 +349,46 @@ export class ConnectAttempt {
       early: opened.early,
       info,
       onClose: () => {
+        manager?.close()
+        this.#endLinger()
         agent.close()
         used?.close()
-        // On the relay the stream ran on the shim's socket, which shares the peer socket's
-        // udx instance (and so its stream ids): the id stayed reserved until now.
-        if (used !== undefined) this.#ctx.socket.releaseStreamId(this.#localStream)
+        if (recovery !== undefined) relays?.close({ grace: SHIM_CLOSE_GRACE_MS })
+        // The outer relay runs on the peer socket or a relay shim's socket (same udx
+        // instance, so the same stream ids): the id stayed reserved until the streams close.
+        const closing = splice?.close({ grace: SHIM_CLOSE_GRACE_MS }) ?? Promise.resolve()
+        if (splice !== undefined) this.#ctx.relays?.track(closing)
+        void closing.finally(() => this.#ctx.socket.releaseStreamId(this.#localStream))
       },
     })
     opened.stop()
+    if (recovery !== undefined && !connection.destroyed) {
+      manager = new PathManager({
+        ...recovery,
+        agent,
+        socket: this.#ctx.socket,
+        shims: () => relays?.shims ?? new Map(),
+        localStreamId: this.#localStream,
+        // The peer's stream id (the secure stream's remote is the splice's inner relay).
+        remoteStreamId: (this.#remote as SessionDescription).stream,
+        // Only a connection that may move to a relay needs relay-sized packets.
+        clampMtu: splice !== undefined && relays !== undefined ? () => splice.clampMtu() : undefined,
+        info,
+        onChange: (change) => connection.emit('path', change),
+      })
+      manager.start()
+    }
     return connection
   }
 
   #keepAgent = false
+  /** The splice the secure stream runs through (path recovery), once bound. */
+  #splice: StreamSplice | undefined
+  /** The connection keeps the agent and the relays for path recovery. */
+  #recovering = false
+  /** Connected: candidates still trickle both ways until {@link TRICKLE_LINGER_MS}. */
+  #lingering = false
+  #lingerTimer: ReturnType<typeof setTimeout> | undefined
   #securing: { promise: Promise<SecureConnection>; started: number } | undefined
 
   /** A signal for this attempt from the other peer. */
@@ -333,7 +407,8 @@ export class ConnectAttempt {
           }
           break
         case 'close':
-          this.#controller.abort(new ConnectFailedError(`The peer abandoned the attempt: ${decodeCloseReason(signal.payload) || 'no reason given'}`))
+          if (this.#lingering) break // the connection is the peer's business now
+          this.#controller.abort(closeError(this.peerId, decodeCloseReason(signal.payload)))
           break
         default:
           break
@@ -350,7 +425,7 @@ export class ConnectAttempt {
 
   #acceptDescription(payload: Uint8Array): void {
     if (this.#remote !== undefined) return
-    const description = decodeSessionDescription(payload)
+    const description = decodeSessionDescription(this.#open(this.initiator ? 'answer' : 'offer', payload))
     this.#remote = description
     this.#agent.setRemoteCredentials(description.ice)
     this.#emit(this.initiator ? 'answer' : 'offer', { candidates: description.candidates.length })
@@ -360,7 +435,7 @@ export class ConnectAttempt {
   }
 
   #addRemoteCandidates(payload: Uint8Array): void {
-    const batch = decodeCandidateBatch(payload)
+    const batch = decodeCandidateBatch(this.#open('candidate', payload))
     this.#emit('candidate', { remote: batch.candidates.length, end: batch.end })
     this.#addLines(batch.candidates, batch.end)
   }
@@ -403,7 +478,7 @@ export class ConnectAttempt {
 
   #onRelaysSettled(count: number): void {
     if (this.#finished) return
-    if (count === 0 && !this.#direct) {
+    if (count === 0 && !this.#direct && !this.#lingering) {
       this.#controller.abort(new ConnectFailedError('No TURN relay could be allocated (relay-only attempt)'))
       return
     }
@@ -437,7 +512,13 @@ export class ConnectAttempt {
     if (this.#outgoing.length > 0) this.#scheduleFlush()
   }
 
-  #send(kind: 'offer' | 'answer' | 'candidate', payload: Uint8Array, fatal: boolean): void {
+  /** The body of a sealed signal from the peer (`signal-seal.ts`): signed by its key, for this attempt. */
+  #open(kind: SealedSignalKind, payload: Uint8Array): Uint8Array {
+    return openSignal(kind, { session: this.session, from: this.peerId, to: this.#ctx.identity.peerId }, payload, (this.#expectedKey ??= remoteKeyOf(this.peerId)))
+  }
+
+  #send(kind: SealedSignalKind, body: Uint8Array, fatal: boolean): void {
+    const payload = sealSignal(this.#ctx.identity, kind, { session: this.session, from: this.#ctx.identity.peerId, to: this.peerId }, body)
     this.#ctx.beacons.signal(this.peerId, { kind, session: this.session, payload }, { signal: this.#controller.signal }).then(
       () => {},
       (err: unknown) => {
@@ -464,24 +545,50 @@ export class ConnectAttempt {
   }
 
   #abandon(error: Error): void {
-    if (!this.#descriptionSent && !this.initiator) return
+    // A listening side that has not answered stays silent, except to say that the offer
+    // was not signed for it: the connecting side then knows at once it reached the wrong
+    // peer (a misrouting Beacon), instead of waiting for its timeout.
+    if (!this.#descriptionSent && !this.initiator && !(error instanceof PeerIdentityMismatchError)) return
     const reason = error instanceof PeerlinkError ? error.code : 'ERR_CONNECT_FAILED'
     this.#ctx.beacons.signal(this.peerId, { kind: 'close', session: this.session, payload: encodeCloseSignal(reason) }).catch(() => {})
   }
 
   #finish(): void {
+    if (this.#finished || this.#lingering) return
+    if (this.#keepAgent && this.#recovering) {
+      // Connected with path recovery: keep trickling for a while (relayed candidates that
+      // come after the selection), then detach.
+      this.#lingering = true
+      this.#lingerTimer = setTimeout(() => this.#endLinger(), TRICKLE_LINGER_MS)
+      this.#lingerTimer.unref?.()
+      return
+    }
+    this.#detach()
+  }
+
+  /** Ends the trickling of a connected attempt (idempotent). */
+  #endLinger(): void {
+    if (!this.#lingering) return
+    clearTimeout(this.#lingerTimer)
+    this.#lingering = false
+    this.#detach()
+  }
+
+  #detach(): void {
     if (this.#finished) return
     this.#finished = true
     this.#agent.off('candidate', this.#onLocalCandidate)
     this.#agent.off('end-of-candidates', this.#onLocalEnd)
     this.#agent.off('selected', this.#onSelected)
-    // Every relay but the one the connection runs on (if any) is released now.
-    this.#relays?.close()
+    // Every relay but the one the connection runs on (if any) is released now — or, with
+    // path recovery, when the connection closes.
+    if (!this.#recovering) this.#relays?.close()
     if (!this.#keepAgent) {
       // A session that got verified after all is not ours to keep.
       this.#securing?.promise.then((secure) => secure.destroy(), () => {})
       this.#controller.abort(new AbortError('The connection attempt ended'))
       this.#agent.close()
+      void this.#splice?.close()
       this.#ctx.socket.releaseStreamId(this.#localStream)
     }
     this.#ctx.done(this)
@@ -497,7 +604,12 @@ function describeSelection(selection: IceSelection): Record<string, unknown> {
   }
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * `promise`, or a rejection with the attempt signal's *reason* (the attempt's real error:
+ * a peer not found, a close from the peer, …) when it aborts first — unlike
+ * `abortable()` (`src/abortable.ts`), which rejects with an `AbortError`.
+ */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(signal.reason)
   return new Promise((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason)
@@ -522,7 +634,7 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
  * in `early`; `stop()` ends the collecting.
  */
 function firstMainStream(mux: StreamMux, signal: AbortSignal): Promise<{ main: MuxStream; early: MuxStream[]; stop: () => void }> {
-  return abortable(
+  return untilAborted(
     new Promise((resolve, reject) => {
       let main: MuxStream | undefined
       const early: MuxStream[] = []
@@ -538,4 +650,16 @@ function firstMainStream(mux: StreamMux, signal: AbortSignal): Promise<{ main: M
     }),
     signal,
   )
+}
+
+/**
+ * The error of an attempt the peer abandoned with close reason `reason` (a code, as
+ * `#abandon` sends). `ERR_PEER_IDENTITY_MISMATCH` means the peer found our offer was not
+ * signed for it: whoever the Beacon routed us to is not `peerId`.
+ */
+function closeError(peerId: string, reason: string): Error {
+  if (reason === 'ERR_PEER_IDENTITY_MISMATCH') {
+    return new PeerIdentityMismatchError(peerId, 'a peer that does not hold its key (our offer was not signed for it)')
+  }
+  return new ConnectFailedError(`The peer abandoned the attempt: ${reason || 'no reason given'}`)
 }

@@ -17,6 +17,7 @@ import type { IceAgent } from '../ice/ice-agent.js'
 import type { SecureConnection } from '../transport/secure-connection.js'
 import type { TunnelSecureConnection } from '../tunnel/tunnel-secure-connection.js'
 import type { ConnectionInfo, ConnectionPath } from './peer-options.js'
+import type { PathChange } from './path-manager.js'
 
 /** How long a graceful close waits for open streams, ms. */
 const GRACEFUL_CLOSE_MS = 5_000
@@ -31,8 +32,12 @@ export const MAIN_STREAM_LABEL = 'peerlink/main'
 export interface PeerConnectionEventMap {
   /** The remote opened a stream. */
   stream: [stream: MuxStream]
-  /** The path changed (later versions move between direct, TURN and tunnel paths). */
-  path: [info: { path: ConnectionPath; reason: string }]
+  /**
+   * The connection moved to another path without a reset (`path-manager.ts`): `reason`
+   * `consent-lost` (the selected pair stopped answering) or `upgrade` (relay → direct).
+   * `info` and `path` already describe the new path. The tunnel path does not move.
+   */
+  path: [change: PathChange]
 }
 
 /** Parts a {@link PeerConnection} is made of (built by the Peer). */
@@ -90,7 +95,7 @@ export class PeerConnection extends Duplex {
     // already written to keeps its own writable side (writes are forwarded to it).
     this.#direct = main.writableLength === 0 && !main.writableEnded && !main.destroyed
     main.attach(this)
-    main.on('error', (err: Error) => this.destroy(err))
+    main.on('error', (err: Error) => this.destroy(parts.mux.goingAway && (err as { code?: string }).code === 'ERR_CONNECTION_CLOSED' ? undefined : err))
     main.once('close', () => {
       // The remote reset the main stream or the session ended.
       // A close() of our own, or a graceful one of the remote (go-away), is not an error,
@@ -106,7 +111,9 @@ export class PeerConnection extends Duplex {
         for (const stream of early) if (!stream.destroyed) this.emit('stream', stream)
       })
     }
-    parts.mux.once('error', (err: Error) => this.destroy(err))
+    // After the remote's go-away (its graceful close), the session ending under us (a
+    // reset of the transport once its streams are done) is the close, not a failure.
+    parts.mux.once('error', (err: Error) => this.destroy(parts.mux.goingAway && (err as { code?: string }).code === 'ERR_CONNECTION_CLOSED' ? undefined : err))
     parts.mux.once('close', () => {
       if (!this.destroyed) this.destroy()
     })

@@ -9,6 +9,7 @@ import type { StunServerAddress } from '../stun/binding-client.js'
 import type { TunnelServerSpec } from '../server-spec.js'
 import type { PeerTunnelOptions } from './tunnel-options.js'
 import type { PeerTurnServer } from './turn-relays.js'
+import type { PathRecoveryOptions } from './path-manager.js'
 import type { TurnTransport } from '../server-spec.js'
 // Referenced from TSDoc only.
 import type { Peer, createPeer } from './peer.js'
@@ -148,6 +149,15 @@ export interface PeerOptions {
    * @default { ta: 5, nominationDelay: 20, checkRetransmit: { rto: 100, rc: 7, rm: 16 } } and the ICE agent's defaults for the rest
    */
   ice?: PeerIceOptions
+  /**
+   * Path recovery of UDP connections (docs/relay-path.md, "Recovery and upgrade"): when
+   * the selected pair stops answering for `failoverAfter` ms the connection moves to
+   * another working pair (a relay), and from a relay back to a direct pair when one
+   * works again, emitting `path`. `false` turns it off (consent loss then ends the
+   * connection, and the attempt's unused relays are released at once).
+   * @default { probeInterval: 1000, failoverAfter: 2500, upgradeInterval: 2000 }
+   */
+  recovery?: PathRecoveryOptions | false
   /**
    * TURN servers for relay candidates: `{ urls: 'turn:HOST:PORT?transport=udp', username,
    * credential }`, `{ urls: 'turns:HOST:PORT', … }` or `{ urls, secret }` (TURN REST API).

@@ -13,6 +13,7 @@ import { parseBeaconSpec, parseStunSpec } from '../server-spec.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 import { PeerSocket } from '../transport/peer-socket.js'
 import { type AttemptContext, ConnectAttempt, SESSION_ID_BYTES } from './connect-attempt.js'
+import { checkPathRecoveryOptions } from './path-manager.js'
 import type { PeerConnection } from './peer-connection.js'
 import { ReflexiveCache } from './reflexive-cache.js'
 import { rendezvousTopic, runRendezvous } from './rendezvous.js'
@@ -20,6 +21,8 @@ import { remoteKeyOf } from './remote-key.js'
 import { TurnRelayPool, turnServerList } from './turn-relays.js'
 import { TunnelPath, type UdpAttemptRunner, tunnelServerList } from './tunnel-path.js'
 import { type AttemptEvent, CONNECTION_PATHS, type ConnectOptions, type ListenOptions, type PeerEvents, type PeerOptions } from './peer-options.js'
+import { abortable } from '../abortable.js'
+import { positiveMs } from './option-checks.js'
 
 const DEFAULT_CONNECT_TIMEOUT = 30_000
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -54,11 +57,12 @@ export async function createPeer(options: PeerOptions = {}): Promise<Peer> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('createPeer needs an options object')
   throwIfAborted(options.signal)
   const stunServers = stunServerList(options)
-  const connectTimeout = positive(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout')
-  const handshakeTimeout = positive(options.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT, 'handshakeTimeout')
+  const connectTimeout = positiveMs(options.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout')
+  const handshakeTimeout = positiveMs(options.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT, 'handshakeTimeout')
   // Checked before anything is bound (throws InvalidServerSpecError / InvalidArgumentError).
   tunnelServerList(options)
   turnServerList(options.turn)
+  checkPathRecoveryOptions(options.recovery)
   const identity = options.identity ?? createIdentity()
   const socket = await PeerSocket.bind({ ...(options.host !== undefined ? { host: options.host } : {}), ...(options.port !== undefined ? { port: options.port } : {}) })
   let beacons: BeaconSet | undefined
@@ -122,6 +126,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       stunServers: parts.stunServers,
       gather: parts.options.gather ?? {},
       ice: parts.options.ice ?? {},
+      recovery: parts.options.recovery,
       handshakeTimeout: parts.handshakeTimeout,
       reflexive: this.#reflexive,
       emit: (event) => this.emit('attempt', event),
@@ -254,7 +259,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (!isPeerIdCached(peerId)) throw new InvalidArgumentError('peerId must be a PeerId string (12D3Koo…)')
     if (peerId === this.peerId) throw new InvalidArgumentError('A peer cannot connect to itself')
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-    const timeout = positive(options.timeout, this.#connectTimeout, 'timeout')
+    const timeout = positiveMs(options.timeout, this.#connectTimeout, 'timeout')
     const paths = options.paths ?? CONNECTION_PATHS
     if (!Array.isArray(paths) || paths.some((p) => !CONNECTION_PATHS.includes(p))) {
       throw new InvalidArgumentError(`paths must list some of ${CONNECTION_PATHS.join(', ')}`)
@@ -295,7 +300,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.#assertOpen()
     const topic = rendezvousTopic(identifier)
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-    const timeout = positive(options.timeout, this.#connectTimeout, 'timeout')
+    const timeout = positiveMs(options.timeout, this.#connectTimeout, 'timeout')
     const beacons = this.#needBeacons('rendezvous()')
     throwIfAborted(options.signal)
     // Offers from the other side route to our PeerId: the Beacons must know it first.
@@ -470,30 +475,6 @@ function isPeerIdCached(value: unknown): value is string {
   }
 }
 
-function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(new AbortError(undefined, { cause: signal.reason }))
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortError(undefined, { cause: signal.reason }))
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds`)
-  return value
-}
 
 function stunServerList(options: PeerOptions): StunServerAddress[] {
   const servers: StunServerAddress[] = []
@@ -517,4 +498,3 @@ function stunServerList(options: PeerOptions): StunServerAddress[] {
   }
   return servers
 }
-

@@ -19,7 +19,7 @@
  * @module
  */
 import { decode, encode } from '@msgpack/msgpack'
-import { IceSignalInvalidError } from '../errors.js'
+import { IceSignalInvalidError, PeerIdentityMismatchError } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
 import { type SignatureTag, SIGNATURE_BYTES, sign, verify } from '../identity/signature.js'
 
@@ -65,8 +65,8 @@ export function sealSignal(identity: Identity, kind: SealedSignalKind, context: 
  * The body of a sealed signal, once its signature by `senderPublicKey` over this kind,
  * session and pair of PeerIds checks out.
  *
- * @throws IceSignalInvalidError when the payload is malformed, unsigned, or signed by
- * another key or for another attempt.
+ * @throws IceSignalInvalidError when the payload is malformed or unsigned;
+ * PeerIdentityMismatchError when it is signed by another key or for another attempt.
  */
 export function openSignal(kind: SealedSignalKind, context: SignalSealContext, payload: Uint8Array, senderPublicKey: Uint8Array): Uint8Array {
   let value: unknown
@@ -84,7 +84,8 @@ export function openSignal(kind: SealedSignalKind, context: SignalSealContext, p
     throw new IceSignalInvalidError(`The ${kind} has no body or no signature`)
   }
   if (!verify(senderPublicKey, TAGS[kind], signedMessage(context, body), sig)) {
-    throw new IceSignalInvalidError(`The ${kind}'s signature is not ${context.from}'s for this attempt`)
+    // Whoever answered for this PeerId does not hold its key (or replays another attempt).
+    throw new PeerIdentityMismatchError(context.from, `a signer of the ${kind} other than ${context.from} (or another attempt's)`)
   }
   return body
 }

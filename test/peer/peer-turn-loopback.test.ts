@@ -114,11 +114,31 @@ describe('Peer through a TURN relay on loopback', () => {
     expect(conn.path).toBe('direct')
     expect(conn.info.relay).toBeUndefined()
     expect(conn.info.remote.port).toBe(listener.address.port)
-    // The relay was gathered, then released when the attempt ended without it.
+    // The relay was gathered and stays allocated while the connection lives (path
+    // recovery may move to it); it is released when the connection closes.
     expect(events.some((e) => e.step === 'relay')).toBe(true)
-    await waitFor(() => turn.stats.allocations === 0)
+    expect(turn.stats.allocations).toBeGreaterThan(0)
     conn.destroy()
     incoming.destroy()
+    await waitFor(() => turn.stats.allocations === 0)
+  }, 20_000)
+
+  it('with recovery: false, the relays not used are released when the attempt ends', async () => {
+    const plain = await createPeer({ beacons: [specOf(beacon)], host: '127.0.0.1', gather: LOOPBACK, ice: FAST_ICE, turn: [{ urls: turnUrl, ...USER }], recovery: false })
+    const seen: AttemptEvent[] = []
+    plain.on('attempt', (e) => seen.push(e))
+    try {
+      const accepted = once(listener, 'connection') as Promise<[PeerConnection]>
+      const conn = await plain.connect(listener.peerId, { timeout: 10_000 })
+      const [incoming] = await accepted
+      expect(conn.path).toBe('direct')
+      expect(seen.some((e) => e.step === 'relay')).toBe(true)
+      await waitFor(() => turn.stats.allocations === 0)
+      conn.destroy()
+      incoming.destroy()
+    } finally {
+      await plain.close()
+    }
   }, 20_000)
 
   it("paths: ['direct'] allocates no relay", async () => {
@@ -132,7 +152,7 @@ describe('Peer through a TURN relay on loopback', () => {
     incoming.destroy()
   }, 20_000)
 
-  it("an impostor (a peer answering for another PeerId) is rejected on the turn path with ERR_PEER_IDENTITY_MISMATCH", async () => {
+  it("an impostor (a peer answering for another PeerId) is rejected with ERR_PEER_IDENTITY_MISMATCH when only the relay could connect", async () => {
     // Registered at the Beacon as `claimed`, but its sessions run with another key.
     const claimed = createIdentity()
     const spec = specOf(beacon)
@@ -149,9 +169,12 @@ describe('Peer through a TURN relay on loopback', () => {
       const failed = once(liar, 'incoming-error') as Promise<[Error, string]>
       await liar.listen()
       events.length = 0
+      const started = Date.now()
       await expect(dialer.connect(claimed.peerId, { timeout: 10_000, paths: ['turn'] })).rejects.toMatchObject({ code: 'ERR_PEER_IDENTITY_MISMATCH' })
-      // The path was found through the relay, and the handshake failed on it.
-      expect(events.find((e) => e.step === 'selected')?.detail?.path).toBe('turn')
+      // The offer was not signed for the liar: it refused it, and the dialer knew at once,
+      // before any pair was selected (the Noise check would have refused it on the relay).
+      expect(Date.now() - started).toBeLessThan(3_000)
+      expect(events.find((e) => e.step === 'selected')).toBeUndefined()
       // The liar's side of the attempt ends too (the dialer abandoned it).
       const [, from] = await failed
       expect(from).toBe(dialer.peerId)

@@ -1,0 +1,170 @@
+// Path recovery through real kernel NATs (the NAT lab, issue 7): two endpoint-independent
+// NATs connect directly with a TURN server configured; mid-transfer, UDP between the two
+// sites' public addresses is blocked on one NAT box (nftables) — the TURN server stays
+// reachable — and the connection must move to the relay without a reset (`path`,
+// reason `consent-lost`) and finish the transfer intact; when the rule goes, it must move
+// back to the direct pair (`path`, reason `upgrade`). Peers: the recovery-agent fixture
+// (from dist/: `npm run build`, or PEERLINK_DIST).
+import type { ChildProcess } from 'node:child_process'
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import type { NatLab } from '../../src/testing/index.js'
+import { createNatLab } from '../../src/testing/index.js'
+import { describeLab, nextMessage } from '../testing/lab-helpers.js'
+
+const SITES = {
+  'eim-1': { mapping: 'endpoint-independent', filtering: 'address-and-port-dependent', hosts: ['eim1'] },
+  'eim-2': { mapping: 'endpoint-independent', filtering: 'address-and-port-dependent', hosts: ['eim2'] },
+} as const
+const USER = { username: 'lab', credential: 'lab-password' }
+const BYTES = 30 * 1024 * 1024
+const RATE = 2 * 1024 * 1024
+const BLOCK_TABLE = 'peerlink_recovery_block'
+
+interface Endpoint {
+  address: string
+  port: number
+  type: string
+}
+interface PathEvent {
+  event: 'path'
+  name: string
+  change: { path: string; previous: string; reason: string; local: Endpoint; remote: Endpoint }
+  info: { path: string }
+  at: number
+}
+type AgentEvent = { event: string; name: string; at?: number; bytes?: number; hash?: string } & Partial<Omit<PathEvent, 'event' | 'name' | 'at'>>
+
+class Agent {
+  readonly events: AgentEvent[] = []
+  #nextId = 1
+
+  constructor(
+    readonly host: string,
+    readonly child: ChildProcess,
+  ) {
+    child.on('message', (m: AgentEvent) => {
+      if (m.event !== undefined) this.events.push(m)
+    })
+  }
+
+  async call<T>(op: string, args: Record<string, unknown> = {}, timeout = 20_000): Promise<T> {
+    const id = this.#nextId++
+    type Reply = { ok: boolean; code?: string; message?: string }
+    const reply = nextMessage(this.child, (m) => ((m as { id?: number }).id === id ? (m as Reply) : undefined), timeout, `${op} in ${this.host}`)
+    this.child.send({ id, op, ...args })
+    const r = await reply
+    if (!r.ok) throw Object.assign(new Error(`${op} in ${this.host}: ${r.code} ${r.message}`), { code: r.code })
+    return r as T
+  }
+
+  async event(match: (e: AgentEvent) => boolean, timeout = 15_000): Promise<AgentEvent> {
+    const deadline = Date.now() + timeout
+    for (;;) {
+      const found = this.events.find(match)
+      if (found !== undefined) return found
+      if (Date.now() > deadline) throw new Error(`${this.host}: no matching event within ${timeout} ms; got ${JSON.stringify(this.events.filter((e) => e.event !== 'progress'))}`)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+    }
+  }
+}
+
+describeLab('Path recovery and upgrade in the NAT lab', () => {
+  let lab: NatLab
+  let turn: unknown[]
+  let dialer: Agent
+  let listener: Agent
+  let blocked = false
+
+  const block = async (): Promise<void> => {
+    const other = lab.address('eim-2')
+    const ruleset = [
+      `table inet ${BLOCK_TABLE} {`,
+      '  chain forward {',
+      '    type filter hook forward priority -10; policy accept;',
+      `    ip daddr ${other} meta l4proto udp drop`,
+      `    ip saddr ${other} meta l4proto udp drop`,
+      '  }',
+      '}',
+    ].join('\n')
+    await lab.exec('eim-1', 'nft', ['-f', '-'], { input: ruleset })
+    blocked = true
+  }
+  const unblock = async (): Promise<void> => {
+    if (!blocked) return
+    blocked = false
+    await lab.exec('eim-1', 'nft', ['delete', 'table', 'inet', BLOCK_TABLE])
+  }
+
+  beforeAll(async () => {
+    lab = await createNatLab({ servers: { beacon: {}, turn: {} }, sites: SITES })
+    const beaconServer = lab.fork('beacon', new URL('./fixtures/beacon.mjs', import.meta.url), [lab.address('beacon')])
+    const beacon = await nextMessage(beaconServer, (m) => (m as { spec?: string }).spec, 15_000, 'beacon')
+    const turnServer = lab.fork('turn', new URL('./fixtures/turn-server.mjs', import.meta.url), [lab.address('turn'), USER.username, USER.credential])
+    const port = await nextMessage(turnServer, (m) => (m as { port?: number }).port, 15_000, 'turn server')
+    turn = [{ urls: `turn:${lab.address('turn')}:${port}?transport=udp`, ...USER }]
+    const start = async (host: string): Promise<Agent> => {
+      const child = lab.fork(host, new URL('./fixtures/recovery-agent.mjs', import.meta.url), [beacon])
+      await nextMessage(child, (m) => ((m as { ready?: boolean }).ready === true ? true : undefined), 20_000, `agent in ${host}`)
+      return new Agent(host, child)
+    }
+    ;[dialer, listener] = await Promise.all([start('eim1'), start('eim2')])
+  }, 60_000)
+
+  afterEach((context) => {
+    if (context.task.result?.state !== 'fail') return
+    for (const agent of [dialer, listener]) console.log(`[recovery-lab] ${agent?.host} events:`, JSON.stringify(agent?.events.filter((e) => e.event !== 'progress')))
+  })
+
+  afterAll(async () => {
+    if (lab !== undefined) await unblock().catch(() => {})
+    await lab?.close()
+  })
+
+  it('a transfer survives blocking the direct path (moves to TURN, intact) and moves back when it reopens', async () => {
+    const { peerId: target } = await listener.call<{ peerId: string }>('start', { name: 'l', turn })
+    await listener.call('listen', { name: 'l' })
+    await dialer.call('start', { name: 'd', turn })
+    const { info } = await dialer.call<{ info: { path: string } }>('connect', { name: 'd', target, timeout: 15_000 })
+    expect(info.path).toBe('direct')
+
+    const transfer = dialer.call<{ sent: string; ms: number }>('send', { name: 'd', bytes: BYTES, rate: RATE }, 90_000)
+    transfer.catch(() => {})
+    await listener.event((e) => e.event === 'progress' && (e.bytes ?? 0) >= 3 * 1024 * 1024, 20_000)
+
+    // Break the direct path (the TURN server stays reachable).
+    await block()
+    const brokeAt = Date.now()
+    const failover = (await dialer.event((e) => e.event === 'path' && e.change?.reason === 'consent-lost', 20_000)) as PathEvent
+    expect(failover.change).toMatchObject({ path: 'turn', previous: 'direct' })
+    expect(failover.info.path).toBe('turn')
+    const followed = (await listener.event((e) => e.event === 'path' && e.change?.reason === 'consent-lost', 10_000)) as PathEvent
+    expect(followed.change.path).toBe('turn')
+    // Data flows again: the receiver's count grows after the move.
+    const resumed = await listener.event((e) => e.event === 'progress' && (e.at ?? 0) > failover.at, 20_000)
+    console.log(
+      `[recovery-lab] direct → turn: path event ${failover.at - brokeAt} ms after the block (listener followed at ${followed.at - brokeAt} ms), data flowing again by ${(resumed.at ?? 0) - brokeAt} ms`,
+    )
+
+    // Reopen the direct path: the connection goes back to it.
+    await new Promise((resolve) => setTimeout(resolve, 1000))
+    await unblock()
+    const reopenedAt = Date.now()
+    const upgrade = (await dialer.event((e) => e.event === 'path' && e.change?.reason === 'upgrade', 20_000)) as PathEvent
+    expect(upgrade.change).toMatchObject({ path: 'direct', previous: 'turn' })
+    const upgraded = (await listener.event((e) => e.event === 'path' && e.change?.reason === 'upgrade', 10_000)) as PathEvent
+    expect(upgraded.change.path).toBe('direct')
+    // Data keeps flowing on the direct path.
+    const after = await listener.event((e) => e.event === 'progress' && (e.at ?? 0) > upgraded.at, 20_000)
+    console.log(`[recovery-lab] turn → direct: path event ${upgrade.at - reopenedAt} ms after the rule was deleted, data after it at ${(after.at ?? 0) - reopenedAt} ms`)
+
+    // The transfer completes intact, without a reset.
+    const { sent, ms } = await transfer
+    const received = await listener.event((e) => e.event === 'received', 30_000)
+    expect(received).toMatchObject({ hash: sent, bytes: BYTES })
+    console.log(`[recovery-lab] ${BYTES / 1024 / 1024} MB paced at ${RATE / 1024 / 1024} MB/s delivered intact in ${Math.round(ms)} ms`)
+    expect(dialer.events.some((e) => e.event === 'conn-error')).toBe(false)
+    expect(listener.events.some((e) => e.event === 'conn-error')).toBe(false)
+    await dialer.call('close', { name: 'd' })
+    await listener.call('close', { name: 'l' })
+  }, 120_000)
+})
