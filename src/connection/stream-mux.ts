@@ -49,8 +49,12 @@ const COPY_BELOW = 1024
  * the transport is congested; more means the remote sends but does not read.
  */
 const MAX_REFLECTED_WHILE_CONGESTED = 4096
-/** Milliseconds a torn-down multiplexer waits for its transport to finish ending before destroying it. */
-const END_GRACE = 2_000
+/**
+ * Milliseconds a torn-down multiplexer waits for its transport to finish ending before
+ * destroying it: long enough for a lossy path to deliver the last data and the end (udx
+ * retransmits with a backing-off timeout), since destroying drops what is still in flight.
+ */
+const END_GRACE = 5_000
 
 interface PendingPing {
   start: number
