@@ -15,7 +15,10 @@
 // The peer processes run with --max-semi-space-size=8: the load generator's scavenges are
 // then short (5–8 ms with 10,000 peers each, against up to 11–22 ms with 32), and its
 // pauses count in the latencies; the Beacons run with Node's defaults.
-// Extra flags: BEACON_BENCH_NODE_ARGS (Beacons), BEACON_BENCH_PEER_NODE_ARGS (peers);
+// The Beacons run with the Node flags of bin/peerlink-server's first line (what
+// `peerlink-server beacon` runs with: a 2 MiB young generation keeps scavenges under
+// ~6 ms, against 14–22 ms with Node's default). Extra flags: BEACON_BENCH_NODE_ARGS
+// (Beacons), BEACON_BENCH_PEER_NODE_ARGS (peers);
 // BEACON_BENCH_TRACE_GC=1 adds --trace-gc. GC pauses of each phase are reported
 // (`beaconGc`, `peersGc`: scavenges, mark-compacts, total and longest pause in ms).
 // The Beacon's CPU time is also sampled for 5 s with the peers held and idle (heartbeats).
@@ -25,6 +28,7 @@
 //               answer (with B's observed address) — connect-by-PeerId
 //   rendezvous  A announces a fresh identifier, then B; both have their introduction
 import { fork } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { createSelfSignedCertificate } from '../dist/server/tls.js'
@@ -34,6 +38,8 @@ const arg = (name, fallback) => {
   return i === -1 ? fallback : process.argv[i + 1]
 }
 const PEERS = Number(arg('peers', 20_000))
+/** The Node flags bin/peerlink-server runs with (its shebang line). */
+const SERVER_FLAGS = (/node (.*)$/.exec(readFileSync(new URL('../bin/peerlink-server', import.meta.url), 'utf8').split('\n')[0])?.[1] ?? '').split(' ').filter(Boolean)
 const SERVERS = Number(arg('servers', 2))
 const PROCS = Number(arg('procs', 2))
 const RATES = String(arg('rates', '1000,2000')).split(',').map(Number)
@@ -81,7 +87,7 @@ const peerProcs = []
 try {
   for (let s = 0; s < SERVERS; s++) {
     const options = { host: '127.0.0.1', port: 0, cert, key, maxConnectionsPerIp: 1_000_000, maxConnections: 1_000_000 }
-    const child = fork(here('./fixtures/beacon-server.mjs'), [JSON.stringify(options)], { execArgv: ['--expose-gc', ...(process.env.BEACON_BENCH_TRACE_GC ? ['--trace-gc'] : []), ...(process.env.BEACON_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(here('./fixtures/beacon-server.mjs'), [JSON.stringify(options)], { execArgv: ['--expose-gc', ...SERVER_FLAGS, ...(process.env.BEACON_BENCH_TRACE_GC ? ['--trace-gc'] : []), ...(process.env.BEACON_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     const { port } = await request(child, undefined, 'listening')
     servers.push({ child, spec: `127.0.0.1:${port}#${hash}` })
   }
@@ -164,7 +170,7 @@ try {
       projectedRssMiBFor20000: round((idle.reduce((n, s) => n + s.rss, 0) + (rssGrowth / held) * 20_000) / 2 ** 20, 1),
     },
     introductions,
-    machine: { cpu: os.cpus()[0]?.model, cpus: os.cpus().length, node: process.version, loadavgBefore: loadBefore.map((x) => round(x)), loadavgAfter: os.loadavg().map((x) => round(x)) },
+    machine: { beaconNodeFlags: SERVER_FLAGS, cpu: os.cpus()[0]?.model, cpus: os.cpus().length, node: process.version, loadavgBefore: loadBefore.map((x) => round(x)), loadavgAfter: os.loadavg().map((x) => round(x)) },
   }
   console.log(JSON.stringify(result))
 } finally {
