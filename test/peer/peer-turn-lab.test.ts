@@ -1,5 +1,5 @@
 // The TURN path through real kernel NATs (the NAT lab): a Beacon and our TURN server on
-// two public lab servers; peers (the turn-agent fixture, from dist/: `npm run build`) in
+// two public lab servers; peers (the peer-agent fixture, from dist/: `npm run build`) in
 // site hosts. Both peers behind endpoint-dependent NATs cannot punch, so they must meet
 // through the relay; a site that blocks UDP reaches the relay over TCP.
 import type { ChildProcess } from 'node:child_process'
@@ -108,7 +108,7 @@ describeLab('Peer through a TURN relay in the NAT lab', () => {
     turn = [{ urls: `turn:${lab.address('turn')}:${port}?transport=udp`, ...USER }]
     await Promise.all(
       HOSTS.map(async (host) => {
-        const child = lab.fork(host, new URL('./fixtures/turn-agent.mjs', import.meta.url), [beacon])
+        const child = lab.fork(host, new URL('./fixtures/peer-agent.mjs', import.meta.url), [beacon])
         await nextMessage(child, (m) => ((m as { ready?: boolean }).ready === true ? true : undefined), 20_000, `agent in ${host}`)
         agents.set(host, new Agent(host, child))
       }),
