@@ -95,7 +95,10 @@ export class PeerConnection extends Duplex {
     // already written to keeps its own writable side (writes are forwarded to it).
     this.#direct = main.writableLength === 0 && !main.writableEnded && !main.destroyed
     main.attach(this)
-    main.on('error', (err: Error) => this.destroy(parts.mux.goingAway && (err as { code?: string }).code === 'ERR_CONNECTION_CLOSED' ? undefined : err))
+    // After a go-away (a graceful close of either side), the session ending under us (a
+    // reset of the transport once its streams are done) is the close, not a failure.
+    const failure = (err: Error): Error | undefined => (parts.mux.goingAway && (err as { code?: string }).code === 'ERR_CONNECTION_CLOSED' ? undefined : err)
+    main.on('error', (err: Error) => this.destroy(failure(err)))
     main.once('close', () => {
       // The remote reset the main stream or the session ended.
       // A close() of our own, or a graceful one of the remote (go-away), is not an error,
@@ -111,9 +114,7 @@ export class PeerConnection extends Duplex {
         for (const stream of early) if (!stream.destroyed) this.emit('stream', stream)
       })
     }
-    // After the remote's go-away (its graceful close), the session ending under us (a
-    // reset of the transport once its streams are done) is the close, not a failure.
-    parts.mux.once('error', (err: Error) => this.destroy(parts.mux.goingAway && (err as { code?: string }).code === 'ERR_CONNECTION_CLOSED' ? undefined : err))
+    parts.mux.once('error', (err: Error) => this.destroy(failure(err)))
     parts.mux.once('close', () => {
       if (!this.destroyed) this.destroy()
     })
