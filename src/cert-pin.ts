@@ -34,6 +34,9 @@ const HASH_PATTERN = /^[A-Za-z0-9_-]{43}$/
  * @throws `InvalidArgumentError` when `certificate` is not an X.509 certificate.
  * @example
  * ```ts
+ * import { readFile } from 'node:fs/promises'
+ * import { certificateHash } from 'peerlink/server'
+ *
  * certificateHash(await readFile('cert.pem', 'utf8')) // 'weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk'
  * ```
  */
@@ -94,6 +97,9 @@ export function checkCertificatePin(presented: Uint8Array | undefined, hash: str
  * @throws `InvalidArgumentError` at once when `hash` is not a certificate hash.
  * @example
  * ```ts
+ * import tls from 'node:tls'
+ * import { pinnedCertificateCheck } from 'peerlink/server'
+ *
  * tls.connect({ host, port, ca: certPem, checkServerIdentity: pinnedCertificateCheck(hash) })
  * ```
  */
@@ -108,6 +114,18 @@ export function pinnedCertificateCheck(hash: string): (hostname: string, certifi
  *
  * @throws `CertificatePinMismatchError` when the certificate does not match.
  * @throws `InvalidArgumentError` when `hash` is not a certificate hash.
+ *
+ * @example
+ * ```ts
+ * import tls from 'node:tls'
+ * import { verifyCertificatePin } from 'peerlink/server'
+ *
+ * const socket = tls.connect({ host: 'tunnel.example.com', port: 8443, rejectUnauthorized: false })
+ * socket.once('secureConnect', () => {
+ *   verifyCertificatePin(socket, 'weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk')   // throws CertificatePinMismatchError
+ *   socket.write('only now is it safe to talk')
+ * })
+ * ```
  */
 export function verifyCertificatePin(socket: TLSSocket, hash: string): void {
   const error = checkCertificatePin(socket.getPeerCertificate(true)?.raw, hash)
@@ -142,6 +160,8 @@ export interface PinnedTlsConnectOptions extends Omit<tls.ConnectionOptions, 're
  * @throws `AbortError` (rejects) when `signal` fires first.
  * @example
  * ```ts
+ * import { connectTlsPinned } from 'peerlink/server'
+ *
  * const socket = await connectTlsPinned({ host: '203.0.113.5', port: 4264, certHash })
  * ```
  */

@@ -22,11 +22,38 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import { InvalidServerSpecError } from './errors.js'
 
-/** Default Beacon port (TCP WSS and UDP STUN). */
+/**
+ * Default Beacon port (TCP WSS and UDP STUN).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_BEACON_PORT, parseBeaconSpec } from 'peerlink'
+ *
+ * parseBeaconSpec('beacon.example.com').port === DEFAULT_BEACON_PORT   // true: 4264
+ * ```
+ */
 export const DEFAULT_BEACON_PORT = 4264
-/** Default STUN / TURN port over UDP and TCP (RFC 8489 §9, RFC 7065 §3). */
+/**
+ * Default STUN / TURN port over UDP and TCP (RFC 8489 §9, RFC 7065 §3).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_STUN_PORT, parseStunSpec } from 'peerlink'
+ *
+ * parseStunSpec('stun:stun.example.com').port === DEFAULT_STUN_PORT   // true: 3478
+ * ```
+ */
 export const DEFAULT_STUN_PORT = 3478
-/** Default TURN port over TLS (RFC 7065 §3). */
+/**
+ * Default TURN port over TLS (RFC 7065 §3).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TURNS_PORT, parseTurnSpec } from 'peerlink'
+ *
+ * parseTurnSpec('turns:turn.example.com').port === DEFAULT_TURNS_PORT   // true: 5349
+ * ```
+ */
 export const DEFAULT_TURNS_PORT = 5349
 
 /** How the host of a server spec is written. */
@@ -109,6 +136,8 @@ const PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/
  * @throws {@link InvalidServerSpecError} when `text` is malformed.
  * @example
  * ```ts
+ * import { parseBeaconSpec } from 'peerlink'
+ *
  * parseBeaconSpec('beacon.example.com:4264#weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk')
  * // { kind: 'beacon', host: 'beacon.example.com', hostType: 'dns', port: 4264, certHash: 'weOs…' }
  * ```
@@ -129,6 +158,14 @@ export function parseBeaconSpec(text: string): BeaconServerSpec {
  * Parses a STUN URI, `stun:HOST[:PORT]` (RFC 7064; `stuns:` is not supported).
  *
  * @throws {@link InvalidServerSpecError} when `text` is malformed.
+ *
+ * @example
+ * ```ts
+ * import { parseStunSpec } from 'peerlink'
+ *
+ * parseStunSpec('stun:[2001:db8::1]:3479')   // { kind: 'stun', host: '2001:db8::1', hostType: 'ipv6', port: 3479 }
+ * parseStunSpec('stun://example.com')        // throws InvalidServerSpecError
+ * ```
  */
 export function parseStunSpec(text: string): StunServerSpec {
   const spec = prepare(text, 'stun')
@@ -143,6 +180,14 @@ export function parseStunSpec(text: string): StunServerSpec {
  * (RFC 7065). Credentials are given separately.
  *
  * @throws {@link InvalidServerSpecError} when `text` is malformed.
+ *
+ * @example
+ * ```ts
+ * import { parseTurnSpec } from 'peerlink'
+ *
+ * parseTurnSpec('turn:turn.example.com?transport=tcp')   // { kind: 'turn', port: 3478, transport: 'tcp', secure: false, … }
+ * parseTurnSpec('turns:turn.example.com')                // { kind: 'turn', port: 5349, transport: 'tls', secure: true, … }
+ * ```
  */
 export function parseTurnSpec(text: string): TurnServerSpec {
   const spec = prepare(text, 'turn')
@@ -170,6 +215,15 @@ export function parseTurnSpec(text: string): TurnServerSpec {
  * Parses a tunnel server URL, `ws://HOST[:PORT][/PATH]` or `wss://HOST[:PORT][/PATH][#CERT_HASH]`.
  *
  * @throws {@link InvalidServerSpecError} when `text` is malformed.
+ *
+ * @example
+ * ```ts
+ * import { parseTunnelSpec } from 'peerlink'
+ *
+ * const spec = parseTunnelSpec('wss://tunnel.example.com:8443')
+ * spec.url      // 'wss://tunnel.example.com:8443/'
+ * spec.secure   // true; spec.certHash is undefined (CA validation)
+ * ```
  */
 export function parseTunnelSpec(text: string): TunnelServerSpec {
   const spec = prepare(text, 'tunnel')
@@ -197,6 +251,15 @@ export function parseTunnelSpec(text: string): TunnelServerSpec {
  * TURN, `ws://`/`wss://` → tunnel, anything else → Beacon.
  *
  * @throws {@link InvalidServerSpecError} when `text` is malformed.
+ *
+ * @example
+ * ```ts
+ * import { parseServerSpec } from 'peerlink'
+ *
+ * for (const text of ['beacon.example.com:4264', 'stun:stun.example.com', 'turns:turn.example.com', 'wss://t.example.com']) {
+ *   console.log(parseServerSpec(text).kind)   // 'beacon', 'stun', 'turn', 'tunnel'
+ * }
+ * ```
  */
 export function parseServerSpec(text: string): ServerSpec {
   const scheme = typeof text === 'string' ? SCHEME.exec(text.trim())?.[1]?.toLowerCase() : undefined
@@ -215,7 +278,17 @@ export function parseServerSpec(text: string): ServerSpec {
   }
 }
 
-/** Writes a spec back in its canonical text form (which parses to an equal spec). */
+/**
+ * Writes a spec back in its canonical text form (which parses to an equal spec).
+ *
+ * @example
+ * ```ts
+ * import { formatServerSpec, parseServerSpec } from 'peerlink'
+ *
+ * formatServerSpec(parseServerSpec('  TURN:Turn.Example.com  '))   // 'turn:turn.example.com:3478?transport=udp'
+ * formatServerSpec(parseServerSpec('[::1]'))                      // '[::1]:4264'
+ * ```
+ */
 export function formatServerSpec(spec: ServerSpec): string {
   const hostPort = `${formatHost(spec)}:${spec.port}`
   switch (spec.kind) {

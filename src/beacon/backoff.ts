@@ -33,6 +33,19 @@ export interface BackoffOptions {
  * @param failures - consecutive failed attempts so far (0 for the first retry).
  * @param random - a source of numbers in [0, 1) (tests pass their own).
  * @throws {@link InvalidArgumentError} for negative or non-finite options.
+ *
+ * @example
+ * ```ts
+ * import { reconnectDelay } from 'peerlink'
+ *
+ * async function connectWithRetries(): Promise<WebSocket> {
+ *   for (let failures = 0; ; failures++) {
+ *     try { return await connectSomewhere() } catch {}
+ *     // 250 ms, 500 ms, 1 s, … up to 30 s, each less up to half at random
+ *     await new Promise((r) => setTimeout(r, reconnectDelay(failures, { maxDelayMs: 30_000 })))
+ *   }
+ * }
+ * ```
  */
 export function reconnectDelay(failures: number, options: BackoffOptions = {}, random: () => number = Math.random): number {
   const { minDelayMs, maxDelayMs, jitter } = checkBackoffOptions(options)
@@ -44,6 +57,14 @@ export function reconnectDelay(failures: number, options: BackoffOptions = {}, r
  * Checks backoff options and fills in the defaults.
  *
  * @throws {@link InvalidArgumentError} for negative or non-finite values, or `minDelayMs > maxDelayMs`.
+ *
+ * @example
+ * ```ts
+ * import { checkBackoffOptions } from 'peerlink'
+ *
+ * checkBackoffOptions({ minDelayMs: 100 })   // { minDelayMs: 100, maxDelayMs: 30000, jitter: 0.5 }
+ * checkBackoffOptions({ jitter: 2 })         // throws InvalidArgumentError
+ * ```
  */
 export function checkBackoffOptions(options: BackoffOptions): Required<BackoffOptions> {
   const minDelayMs = options.minDelayMs ?? 250

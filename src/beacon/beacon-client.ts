@@ -64,6 +64,8 @@ interface Pending {
  *
  * @example
  * ```ts
+ * import { BeaconClient } from 'peerlink'
+ *
  * const beacon = await BeaconClient.connect({ identity, server: 'beacon.example.com:4264#weOs…' })
  * beacon.on('signal', (s) => console.log(s.from, s.kind, s.payload))
  * await beacon.listen()                                   // reachable by PeerId

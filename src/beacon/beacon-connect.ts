@@ -77,7 +77,17 @@ export interface BeaconConnection {
   welcome: WelcomeMessage
 }
 
-/** `HOST:PORT` of a spec, IPv6 in brackets. */
+/**
+ * `HOST:PORT` of a spec, IPv6 in brackets.
+ *
+ * @example
+ * ```ts
+ * import { formatBeaconAddress, parseBeaconSpec } from 'peerlink'
+ *
+ * formatBeaconAddress({ host: '2001:db8::1', port: 4264 })   // '[2001:db8::1]:4264'
+ * formatBeaconAddress(parseBeaconSpec('beacon.example.com'))  // 'beacon.example.com:4264'
+ * ```
+ */
 export function formatBeaconAddress(spec: Pick<BeaconServerSpec, 'host' | 'port'>): string {
   return `${isIP(spec.host) === 6 ? `[${spec.host}]` : spec.host}:${spec.port}`
 }
@@ -90,6 +100,19 @@ export function formatBeaconAddress(spec: Pick<BeaconServerSpec, 'host' | 'port'
  * @throws {@link HostUnresolvedError} (rejects) when the host name does not resolve.
  * @throws {@link BeaconAuthError}, {@link BeaconProtocolError}, {@link BeaconLimitError} (rejects) when the Beacon refuses.
  * @throws {@link AbortError} (rejects) when `signal` fires first.
+ *
+ * @example
+ * ```ts
+ * import { connectBeacon, loadOrCreateIdentity, parseBeaconSpec } from 'peerlink'
+ *
+ * const { ws, welcome } = await connectBeacon({
+ *   identity: await loadOrCreateIdentity('./peer.key'),
+ *   spec: parseBeaconSpec('beacon.example.com:4264#weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk'),
+ *   signal: AbortSignal.timeout(15_000),
+ * })
+ * console.log('the Beacon sees us at', welcome.observed)
+ * ws.close()
+ * ```
  */
 export async function connectBeacon(options: BeaconConnectOptions): Promise<BeaconConnection> {
   const { identity, spec, signal } = options
@@ -234,6 +257,15 @@ function handshake(ws: WebSocket, identity: Identity, certHash: Uint8Array, wher
  * The error a client raises for an `error` reply.
  *
  * @param target - the PeerId a signal was for (names it in {@link BeaconPeerNotFoundError}).
+ *
+ * @example
+ * ```ts
+ * import { decodeServerMessage, errorFromReply } from 'peerlink'
+ *
+ * const reply = decodeServerMessage(frame)
+ * if (reply.type === 'error') throw errorFromReply(reply, 'beacon.example.com:4264', targetPeerId)
+ * // e.g. BeaconPeerNotFoundError for code 'peer-not-found', BeaconRateLimitedError for 'rate-limited'
+ * ```
  */
 export function errorFromReply(reply: ErrorMessage, where: string, target?: string): PeerlinkError {
   const text = `Beacon ${where}: ${reply.message}`
@@ -258,6 +290,17 @@ let pinnedContext: tls.SecureContext | undefined
 /**
  * A TLS context that trusts the system's CAs and `ca`, for Beacons without a pin; make
  * it once and pass it as `secureContext` to every connection.
+ *
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs'
+ * import { beaconSecureContext, connectBeacon, parseBeaconSpec } from 'peerlink'
+ *
+ * const secureContext = beaconSecureContext(readFileSync('./company-ca.pem', 'utf8'))   // once
+ * for (const text of ['b1.example.com', 'b2.example.com']) {
+ *   await connectBeacon({ identity, spec: parseBeaconSpec(text), secureContext })
+ * }
+ * ```
  */
 export function beaconSecureContext(ca: string | Uint8Array | ReadonlyArray<string | Uint8Array>): tls.SecureContext {
   return tls.createSecureContext({ ca: [...tls.rootCertificates, ...(Array.isArray(ca) ? ca : [ca as string | Uint8Array]).map(pem)] })

@@ -187,12 +187,32 @@ export type ServerMessageType = ServerMessage['type']
 
 // ---------------------------------------------------------------- encoding
 
-/** Encodes a client message (fields set to `undefined` are left out). */
+/**
+ * Encodes a client message (fields set to `undefined` are left out).
+ *
+ * @example
+ * ```ts
+ * import { encodeClientMessage } from 'peerlink'
+ *
+ * ws.send(encodeClientMessage({ type: 'register', id: 1 }))
+ * ws.send(encodeClientMessage({ type: 'ping', id: 2 }))
+ * ```
+ */
 export function encodeClientMessage(message: ClientMessage): Uint8Array {
   return encodeClientMessageFast(message) ?? encoder.encode(message)
 }
 
-/** Encodes a server message (fields set to `undefined` are left out). */
+/**
+ * Encodes a server message (fields set to `undefined` are left out).
+ *
+ * @example
+ * ```ts
+ * import { encodeServerMessage } from 'peerlink'
+ *
+ * ws.send(encodeServerMessage({ type: 'ok', id: request.id }))
+ * ws.send(encodeServerMessage({ type: 'error', id: request.id, code: 'rate-limited', message: 'slow down' }))
+ * ```
+ */
 export function encodeServerMessage(message: ServerMessage): Uint8Array {
   return encodeServerMessageFast(message) ?? encoder.encode(toWire(message))
 }
@@ -237,6 +257,20 @@ const decoder = new Decoder({
  *
  * @throws {@link BeaconProtocolError} for anything that is not exactly a valid v1 client message
  *   (its `requestId` is set when the message had a readable `id`).
+ *
+ * @example
+ * ```ts
+ * import { BeaconProtocolError, decodeClientMessage } from 'peerlink'
+ *
+ * ws.on('message', (data: Buffer) => {
+ *   try {
+ *     const message = decodeClientMessage(data)   // fully validated, e.g. { type: 'register', id: 1 }
+ *     handle(message)
+ *   } catch (err) {
+ *     if (err instanceof BeaconProtocolError) ws.close(1002, 'protocol')
+ *   }
+ * })
+ * ```
  */
 export function decodeClientMessage(data: Uint8Array): ClientMessage {
   const fast = data instanceof Uint8Array && data.byteLength <= BEACON_MAX_MESSAGE_BYTES ? fastDecodeClientMessage(data) : undefined
@@ -247,6 +281,16 @@ export function decodeClientMessage(data: Uint8Array): ClientMessage {
  * Decodes and validates a message sent by a server.
  *
  * @throws {@link BeaconProtocolError} for anything that is not exactly a valid v1 server message.
+ *
+ * @example
+ * ```ts
+ * import { decodeServerMessage } from 'peerlink'
+ *
+ * ws.on('message', (data: Buffer) => {
+ *   const message = decodeServerMessage(data)   // throws BeaconProtocolError if malformed
+ *   if (message.type === 'signal') console.log(`${message.kind} from ${message.from}`)
+ * })
+ * ```
  */
 export function decodeServerMessage(data: Uint8Array): ServerMessage {
   const fast = data instanceof Uint8Array && data.byteLength <= BEACON_MAX_MESSAGE_BYTES ? fastDecodeServerMessage(data) : undefined
@@ -258,6 +302,15 @@ export function decodeServerMessage(data: Uint8Array): ServerMessage {
  * results, slower; the reference that path is tested against.
  *
  * @throws {@link BeaconProtocolError} as {@link decodeClientMessage} does.
+ *
+ * @example
+ * ```ts
+ * import { decodeClientMessage, decodeClientMessageGeneric, encodeClientMessage } from 'peerlink'
+ *
+ * const bytes = encodeClientMessage({ type: 'ping', id: 7 })
+ * // Same result as the fast decoder, by the general MessagePack path (a test oracle).
+ * console.log(decodeClientMessageGeneric(bytes), decodeClientMessage(bytes))   // { type: 'ping', id: 7 } twice
+ * ```
  */
 export function decodeClientMessageGeneric(data: Uint8Array): ClientMessage {
   const object = decodeMap(data)
@@ -272,6 +325,14 @@ export function decodeClientMessageGeneric(data: Uint8Array): ClientMessage {
  * {@link decodeServerMessage} without its fast path: same results, slower.
  *
  * @throws {@link BeaconProtocolError} as {@link decodeServerMessage} does.
+ *
+ * @example
+ * ```ts
+ * import { decodeServerMessageGeneric, encodeServerMessage } from 'peerlink'
+ *
+ * const bytes = encodeServerMessage({ type: 'pong', id: 7 })
+ * decodeServerMessageGeneric(bytes)   // { type: 'pong', id: 7 }
+ * ```
  */
 export function decodeServerMessageGeneric(data: Uint8Array): ServerMessage {
   return parseServerMessage(decodeMap(data))

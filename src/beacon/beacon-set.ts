@@ -50,6 +50,8 @@ export interface BeaconSetEvents {
  *
  * @example
  * ```ts
+ * import { BeaconSet } from 'peerlink'
+ *
  * const beacons = new BeaconSet({ identity, beacons: ['a.example.com#…', 'b.example.com#…'] }).start()
  * await beacons.ready()
  * await beacons.listen()

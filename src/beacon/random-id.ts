@@ -11,7 +11,17 @@ const POOL_BYTES = 4096
 let pool = new Uint8Array(0)
 let offset = 0
 
-/** Returns `bytes` (at most 4096) fresh random bytes: a view of the pool, which is replaced, never overwritten. */
+/**
+ * Returns `bytes` (at most 4096) fresh random bytes: a view of the pool, which is replaced, never overwritten.
+ *
+ * @example
+ * ```ts
+ * import { randomId } from 'peerlink'
+ *
+ * const mid = randomId()       // 16 random bytes
+ * const nonce = randomId(32)   // up to 4096 bytes, from a pool refilled 4 KiB at a time
+ * ```
+ */
 export function randomId(bytes = 16): Uint8Array {
   if (offset + bytes > pool.byteLength) {
     pool = randomFillSync(new Uint8Array(POOL_BYTES))

@@ -5,7 +5,20 @@
  * @module
  */
 
-/** Remembers keys for `ttlMs` (at most `maxKeys` of them, the oldest forgotten first). */
+/**
+ * Remembers keys for `ttlMs` (at most `maxKeys` of them, the oldest forgotten first).
+ *
+ * @example
+ * ```ts
+ * import { RecentSet } from 'peerlink'
+ *
+ * const seen = new RecentSet(60_000)   // remember ids for a minute
+ * function onSignal(mid: Uint8Array): void {
+ *   if (!seen.add(Buffer.from(mid).toString('base64'))) return   // the same signal via another Beacon
+ *   // … handle it once
+ * }
+ * ```
+ */
 export class RecentSet {
   readonly #ttlMs: number
   readonly #maxKeys: number

@@ -56,6 +56,8 @@ const FIXED_LENGTH: Partial<Record<MuxFrameType, number>> = {
  *
  * @example
  * ```ts
+ * import { MuxFrameDecoder } from 'peerlink'
+ *
  * const decoder = new MuxFrameDecoder({ onDataHeader, onDataPiece, onFrame })
  * socket.on('data', (chunk) => decoder.push(chunk))   // throws MuxProtocolError
  * ```

@@ -9,21 +9,70 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 
-/** The wire-format version this implementation speaks (the first byte of every frame). */
+/**
+ * The wire-format version this implementation speaks (the first byte of every frame).
+ *
+ * @example
+ * ```ts
+ * import { MUX_VERSION, encodeFrame } from 'peerlink'
+ *
+ * const frame = encodeFrame({ type: 'ping', opaque: new Uint8Array(8) })
+ * console.log(frame[0] === MUX_VERSION)   // true: the first byte of every frame
+ * ```
+ */
 export const MUX_VERSION = 1
 
-/** Bytes in a frame header. */
+/**
+ * Bytes in a frame header.
+ *
+ * @example
+ * ```ts
+ * import { FRAME_HEADER_LENGTH, encodeFrame } from 'peerlink'
+ *
+ * const frame = encodeFrame({ type: 'data', streamId: 1, payload: Buffer.from('hi') })
+ * console.log(frame.length === FRAME_HEADER_LENGTH + 2)   // true: 10-byte header, 2-byte payload
+ * ```
+ */
 export const FRAME_HEADER_LENGTH = 10
 
-/** The hard cap on a frame's payload (64 KiB); longer frames are a protocol error. */
+/**
+ * The hard cap on a frame's payload (64 KiB); longer frames are a protocol error.
+ *
+ * @example
+ * ```ts
+ * import { MAX_FRAME_PAYLOAD, StreamMux } from 'peerlink'
+ *
+ * // Frames of at most 16 KiB interleave streams more finely (the default, and the most, is 64 KiB).
+ * const mux = new StreamMux(socket, { isInitiator: true, maxFrameSize: MAX_FRAME_PAYLOAD / 4 })
+ * ```
+ */
 export const MAX_FRAME_PAYLOAD = 65_536
 
-/** The longest stream label (the payload of an `open` frame), in UTF-8 bytes. */
+/**
+ * The longest stream label (the payload of an `open` frame), in UTF-8 bytes.
+ *
+ * @example
+ * ```ts
+ * import { MAX_LABEL_LENGTH } from 'peerlink'
+ *
+ * const label = `forward:${target}`
+ * if (Buffer.byteLength(label) > MAX_LABEL_LENGTH) throw new Error('label too long')
+ * const stream = conn.openStream({ label })
+ * ```
+ */
 export const MAX_LABEL_LENGTH = 1_024
 
 /**
  * The flow-control window every stream starts with in each direction (256 KiB). A
  * receiver that wants a larger one grants the difference with a `window-update` at once.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_WINDOW, StreamMux } from 'peerlink'
+ *
+ * // Grant each stream 4× the default window (256 KiB) for a long fat path.
+ * const mux = new StreamMux(socket, { isInitiator: false, initialWindow: 4 * DEFAULT_WINDOW })
+ * ```
  */
 export const DEFAULT_WINDOW = 256 * 1024
 
@@ -109,6 +158,15 @@ export function encodeLabel(label: string): Buffer {
 /**
  * Encode one frame (header and payload in one buffer). Throws
  * {@link InvalidArgumentError} for a frame the format cannot carry.
+ *
+ * @example
+ * ```ts
+ * import { encodeFrame } from 'peerlink'
+ *
+ * socket.write(encodeFrame({ type: 'open', streamId: 1, label: 'chat' }))
+ * socket.write(encodeFrame({ type: 'data', streamId: 1, payload: Buffer.from('hello') }))
+ * socket.write(encodeFrame({ type: 'close', streamId: 1 }))
+ * ```
  */
 export function encodeFrame(frame: MuxFrame): Buffer {
   let payload: Uint8Array

@@ -76,6 +76,17 @@ const HIGH_WATER_MARK = 64 * 1024
  * error (e.g. `ConnectionClosedError`) when the whole connection goes.
  *
  * Created by {@link StreamMux.openStream} and delivered by its `'stream'` event.
+ *
+ * @example
+ * ```ts
+ * import { pipeline } from 'node:stream/promises'
+ * import { createReadStream } from 'node:fs'
+ *
+ * const stream = conn.openStream({ label: 'file:report.pdf' })   // a MuxStream
+ * await pipeline(createReadStream('report.pdf'), stream)         // end() half-closes: the remote sees 'end'
+ * // on the other side
+ * conn.on('stream', (s) => s.label.startsWith('file:') && s.pipe(process.stdout))
+ * ```
  */
 export class MuxStream extends Duplex {
   /** The stream id on the wire (initiator odd, responder even; 0 if refused before it was opened). */

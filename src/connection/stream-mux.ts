@@ -73,8 +73,10 @@ interface PendingPing {
  *
  * @example
  * ```ts
+ * import { StreamMux } from 'peerlink'
+ *
  * const mux = new StreamMux(conn, { isInitiator: true })
- * mux.on('error', (err) => console.error(err.code))
+ * mux.on('error', (err) => console.error(err.message))   // a PeerlinkError: err.code says which
  * const stream = mux.openStream({ label: 'echo' })
  * stream.end('hello')
  * // the other side: new StreamMux(conn, { isInitiator: false }).on('stream', (s) => s.pipe(s))

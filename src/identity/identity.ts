@@ -15,7 +15,18 @@ export interface Identity {
   readonly peerId: string
 }
 
-/** Creates a new random identity in memory (nothing is written to disk). */
+/**
+ * Creates a new random identity in memory (nothing is written to disk).
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, saveIdentity } from 'peerlink'
+ *
+ * const identity = createIdentity()
+ * console.log(identity.peerId)                      // 12D3KooW…, new on every call
+ * await saveIdentity('./peer.key', identity)        // keep it (mode 0600)
+ * ```
+ */
 export function createIdentity(): Identity {
   return freeze(generateKeyPair())
 }
@@ -24,6 +35,16 @@ export function createIdentity(): Identity {
  * Returns the identity of a 32-byte seed (deterministic; useful in tests).
  *
  * @throws {@link InvalidKeyError} when `seed` is not 32 bytes.
+ *
+ * @example
+ * ```ts
+ * import { identityFromSeed } from 'peerlink'
+ *
+ * // The same seed always gives the same PeerId: handy for fixed test identities.
+ * const alice = identityFromSeed(new Uint8Array(32).fill(1))
+ * const again = identityFromSeed(new Uint8Array(32).fill(1))
+ * console.log(alice.peerId === again.peerId)        // true
+ * ```
  */
 export function identityFromSeed(seed: Uint8Array): Identity {
   return freeze(keyPairFromSeed(seed))
@@ -33,6 +54,15 @@ export function identityFromSeed(seed: Uint8Array): Identity {
  * Returns the identity of a key pair after checking that its halves belong together.
  *
  * @throws {@link InvalidKeyError} when the key pair is malformed or inconsistent.
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair, identityFromKeyPair } from 'peerlink'
+ *
+ * const keyPair = generateKeyPair()
+ * const identity = identityFromKeyPair(keyPair)     // throws InvalidKeyError if the halves do not match
+ * console.log(identity.peerId)
+ * ```
  */
 export function identityFromKeyPair(keyPair: KeyPair): Identity {
   const checked = keyPairFromSecretKey(keyPair.secretKey)

@@ -49,9 +49,31 @@ import {
 import { type Identity, createIdentity, identityFromSeed } from './identity.js'
 import { SEED_BYTES, seedFromSecretKey } from './key-pair.js'
 
-/** The `type` field of every peerlink key file. */
+/**
+ * The `type` field of every peerlink key file.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises'
+ * import { KEY_FILE_TYPE } from 'peerlink'
+ *
+ * const { type } = JSON.parse(await readFile('./peer.key', 'utf8'))
+ * console.log(type === KEY_FILE_TYPE)   // true for a peerlink key file: 'peerlink-ed25519'
+ * ```
+ */
 export const KEY_FILE_TYPE = 'peerlink-ed25519'
-/** The key file format version this code writes and reads. */
+/**
+ * The key file format version this code writes and reads.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises'
+ * import { KEY_FILE_VERSION } from 'peerlink'
+ *
+ * const { version } = JSON.parse(await readFile('./peer.key', 'utf8'))
+ * if (version !== KEY_FILE_VERSION) console.warn(`key file version ${version}, this peerlink reads ${KEY_FILE_VERSION}`)
+ * ```
+ */
 export const KEY_FILE_VERSION = 1
 
 /** Largest key file accepted (a valid one is about 150 bytes). */
@@ -90,6 +112,8 @@ export interface KeyFileResult {
  *
  * @example
  * ```ts
+ * import { loadOrCreateIdentity } from 'peerlink'
+ *
  * const identity = await loadOrCreateIdentity('./peer.key')
  * console.log(identity.peerId) // 12D3KooW…
  * ```
@@ -101,6 +125,14 @@ export async function loadOrCreateIdentity(path: string, options: KeyFileOptions
 /**
  * Like {@link loadOrCreateIdentity}, but also tells whether the file was created and
  * where it is.
+ *
+ * @example
+ * ```ts
+ * import { loadOrCreateIdentityFile } from 'peerlink'
+ *
+ * const { identity, path, created } = await loadOrCreateIdentityFile('./peer.key')
+ * if (created) console.log(`new identity ${identity.peerId} saved to ${path}`)
+ * ```
  */
 export async function loadOrCreateIdentityFile(path: string, options: KeyFileOptions = {}): Promise<KeyFileResult> {
   const file = checkPath(path)
@@ -123,6 +155,14 @@ export async function loadOrCreateIdentityFile(path: string, options: KeyFileOpt
  * @throws {@link KeyFileAccessError} when the file does not exist or cannot be read.
  * @throws {@link KeyFilePermissionsError} when the file is readable or writable by group/others (POSIX).
  * @throws {@link KeyFileInvalidError} when the file is not a valid peerlink key file.
+ *
+ * @example
+ * ```ts
+ * import { loadIdentity } from 'peerlink'
+ *
+ * // Unlike loadOrCreateIdentity, a missing file is an error (KeyFileAccessError).
+ * const identity = await loadIdentity('/etc/myapp/peer.key', { signal: AbortSignal.timeout(5_000) })
+ * ```
  */
 export async function loadIdentity(path: string, options: KeyFileOptions = {}): Promise<Identity> {
   const file = checkPath(path)
@@ -139,6 +179,14 @@ export async function loadIdentity(path: string, options: KeyFileOptions = {}): 
  * Never overwrites: fails when the file already exists.
  *
  * @throws {@link KeyFileAccessError} when the file exists or cannot be created.
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, saveIdentity } from 'peerlink'
+ *
+ * const identity = createIdentity()
+ * await saveIdentity('./keys/peer.key', identity)   // mode 0600; rejects if the file exists
+ * ```
  */
 export async function saveIdentity(path: string, identity: Identity, options: KeyFileOptions = {}): Promise<void> {
   const file = checkPath(path)
@@ -149,7 +197,17 @@ export async function saveIdentity(path: string, identity: Identity, options: Ke
   }
 }
 
-/** Returns the key file text (format above) of `identity`. */
+/**
+ * Returns the key file text (format above) of `identity`.
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, decodeKeyFile, encodeKeyFile } from 'peerlink'
+ *
+ * const text = encodeKeyFile(createIdentity())   // '{ "type": "peerlink-ed25519", … }\n'
+ * const identity = decodeKeyFile(text)           // the same identity back
+ * ```
+ */
 export function encodeKeyFile(identity: Identity): string {
   const seed = seedFromSecretKey(identity.keyPair.secretKey)
   const document = {
@@ -166,6 +224,14 @@ export function encodeKeyFile(identity: Identity): string {
  *
  * @param path - the file name to put in error messages.
  * @throws {@link KeyFileInvalidError} when `text` is not a valid key file.
+ *
+ * @example
+ * ```ts
+ * import { decodeKeyFile } from 'peerlink'
+ *
+ * // e.g. a key file handed over in an environment variable instead of a file
+ * const identity = decodeKeyFile(process.env.PEER_KEY ?? '', '$PEER_KEY')
+ * ```
  */
 export function decodeKeyFile(text: string, path = '(key file)'): Identity {
   let document: unknown

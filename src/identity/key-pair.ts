@@ -15,11 +15,41 @@
 import sodium from 'sodium-universal'
 import { InvalidKeyError } from '../errors.js'
 
-/** Length in bytes of an Ed25519 public key. */
+/**
+ * Length in bytes of an Ed25519 public key.
+ *
+ * @example
+ * ```ts
+ * import { PUBLIC_KEY_BYTES, publicKeyFromPeerId } from 'peerlink'
+ *
+ * const key = publicKeyFromPeerId(remotePeerId)
+ * console.log(key.byteLength === PUBLIC_KEY_BYTES)  // true: 32
+ * ```
+ */
 export const PUBLIC_KEY_BYTES = 32
-/** Length in bytes of a secret key in sodium format (seed || public key). */
+/**
+ * Length in bytes of a secret key in sodium format (seed || public key).
+ *
+ * @example
+ * ```ts
+ * import { SECRET_KEY_BYTES, generateKeyPair } from 'peerlink'
+ *
+ * const { secretKey } = generateKeyPair()
+ * console.log(secretKey.byteLength === SECRET_KEY_BYTES)   // true: 64 (seed || public key)
+ * ```
+ */
 export const SECRET_KEY_BYTES = 64
-/** Length in bytes of an Ed25519 seed (RFC 8032 private key). */
+/**
+ * Length in bytes of an Ed25519 seed (RFC 8032 private key).
+ *
+ * @example
+ * ```ts
+ * import { SEED_BYTES, identityFromSeed } from 'peerlink'
+ * import { randomBytes } from 'node:crypto'
+ *
+ * const identity = identityFromSeed(randomBytes(SEED_BYTES))
+ * ```
+ */
 export const SEED_BYTES = 32
 
 /**
@@ -32,7 +62,17 @@ export interface KeyPair {
   readonly secretKey: Uint8Array
 }
 
-/** Generates a fresh random Ed25519 key pair. */
+/**
+ * Generates a fresh random Ed25519 key pair.
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair, peerIdFromPublicKey } from 'peerlink'
+ *
+ * const { publicKey, secretKey } = generateKeyPair()   // 32 and 64 bytes
+ * console.log(peerIdFromPublicKey(publicKey))          // 12D3KooW…
+ * ```
+ */
 export function generateKeyPair(): KeyPair {
   const publicKey = new Uint8Array(PUBLIC_KEY_BYTES)
   const secretKey = new Uint8Array(SECRET_KEY_BYTES)
@@ -44,6 +84,16 @@ export function generateKeyPair(): KeyPair {
  * Derives the Ed25519 key pair of a 32-byte seed (deterministic).
  *
  * @throws {@link InvalidKeyError} when `seed` is not a 32-byte `Uint8Array`.
+ *
+ * @example
+ * ```ts
+ * import { keyPairFromSeed } from 'peerlink'
+ *
+ * const seed = new Uint8Array(32).fill(7)
+ * const a = keyPairFromSeed(seed)
+ * const b = keyPairFromSeed(seed)
+ * console.log(Buffer.from(a.publicKey).equals(b.publicKey))   // true: deterministic
+ * ```
  */
 export function keyPairFromSeed(seed: Uint8Array): KeyPair {
   assertBytes(seed, SEED_BYTES, 'seed')
@@ -58,6 +108,14 @@ export function keyPairFromSeed(seed: Uint8Array): KeyPair {
  * half really is the public key of its seed.
  *
  * @throws {@link InvalidKeyError} when `secretKey` has the wrong length or is inconsistent.
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair, keyPairFromSecretKey } from 'peerlink'
+ *
+ * const { secretKey } = generateKeyPair()
+ * const pair = keyPairFromSecretKey(secretKey)   // recovers publicKey, checks consistency
+ * ```
  */
 export function keyPairFromSecretKey(secretKey: Uint8Array): KeyPair {
   assertBytes(secretKey, SECRET_KEY_BYTES, 'secret key')
@@ -72,6 +130,15 @@ export function keyPairFromSecretKey(secretKey: Uint8Array): KeyPair {
  * Returns a copy of the 32-byte seed inside a 64-byte sodium secret key.
  *
  * @throws {@link InvalidKeyError} when `secretKey` is not 64 bytes.
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair, keyPairFromSeed, seedFromSecretKey } from 'peerlink'
+ *
+ * const { secretKey } = generateKeyPair()
+ * const seed = seedFromSecretKey(secretKey)      // 32 bytes: store this, derive the rest
+ * const same = keyPairFromSeed(seed)
+ * ```
  */
 export function seedFromSecretKey(secretKey: Uint8Array): Uint8Array {
   assertBytes(secretKey, SECRET_KEY_BYTES, 'secret key')
@@ -82,6 +149,16 @@ export function seedFromSecretKey(secretKey: Uint8Array): Uint8Array {
  * Throws {@link InvalidKeyError} unless `value` is a `Uint8Array` of exactly `length` bytes.
  *
  * @param what - how to name the value in the message, e.g. `'public key'`.
+ *
+ * @example
+ * ```ts
+ * import { PUBLIC_KEY_BYTES, assertBytes } from 'peerlink'
+ *
+ * function checkKey(key: unknown): Uint8Array {
+ *   assertBytes(key, PUBLIC_KEY_BYTES, 'public key')   // throws InvalidKeyError otherwise
+ *   return key                                          // narrowed to Uint8Array
+ * }
+ * ```
  */
 export function assertBytes(value: unknown, length: number, what: string): asserts value is Uint8Array {
   if (!(value instanceof Uint8Array)) {
@@ -92,7 +169,17 @@ export function assertBytes(value: unknown, length: number, what: string): asser
   }
 }
 
-/** Constant-shape byte comparison (no early exit on the first difference). */
+/**
+ * Constant-shape byte comparison (no early exit on the first difference).
+ *
+ * @example
+ * ```ts
+ * import { bytesEqual, publicKeyFromPeerId } from 'peerlink'
+ *
+ * const expected = publicKeyFromPeerId(remotePeerId)
+ * if (!bytesEqual(expected, receivedPublicKey)) throw new Error('not the expected peer')
+ * ```
+ */
 export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false
   let diff = 0

@@ -15,11 +15,39 @@ import { peerIdFromPublicKey as libp2pPeerIdFromPublicKey, peerIdFromString } fr
 import { InvalidKeyError, InvalidPeerIdError } from '../errors.js'
 import { PUBLIC_KEY_BYTES, assertBytes } from './key-pair.js'
 
-/** Length in characters of every Ed25519 PeerId text form. */
+/**
+ * Length in characters of every Ed25519 PeerId text form.
+ *
+ * @example
+ * ```ts
+ * import { PEER_ID_LENGTH, createIdentity } from 'peerlink'
+ *
+ * console.log(createIdentity().peerId.length === PEER_ID_LENGTH)   // true: 52
+ * ```
+ */
 export const PEER_ID_LENGTH = 52
-/** Every Ed25519 PeerId text form starts with this prefix. */
+/**
+ * Every Ed25519 PeerId text form starts with this prefix.
+ *
+ * @example
+ * ```ts
+ * import { PEER_ID_PREFIX, createIdentity } from 'peerlink'
+ *
+ * console.log(createIdentity().peerId.startsWith(PEER_ID_PREFIX))  // true: '12D3KooW'
+ * ```
+ */
 export const PEER_ID_PREFIX = '12D3KooW'
-/** Length in bytes of the binary form (the identity multihash), see {@link peerIdToBytes}. */
+/**
+ * Length in bytes of the binary form (the identity multihash), see {@link peerIdToBytes}.
+ *
+ * @example
+ * ```ts
+ * import { PEER_ID_BYTES, createIdentity, peerIdToBytes } from 'peerlink'
+ *
+ * const bytes = peerIdToBytes(createIdentity().peerId)
+ * console.log(bytes.byteLength === PEER_ID_BYTES)   // true: 38
+ * ```
+ */
 export const PEER_ID_BYTES = 38
 
 /** Identity multihash (0x00, length 36) of a protobuf PublicKey { Type: Ed25519 (1), Data: 32 bytes }. */
@@ -29,6 +57,14 @@ const MULTIHASH_PREFIX = Uint8Array.of(0x00, 0x24, 0x08, 0x01, 0x12, 0x20)
  * Returns the PeerId text form (`12D3KooW…`) of a 32-byte Ed25519 public key.
  *
  * @throws {@link InvalidKeyError} when `publicKey` is not a 32-byte `Uint8Array`.
+ *
+ * @example
+ * ```ts
+ * import { generateKeyPair, peerIdFromPublicKey } from 'peerlink'
+ *
+ * const { publicKey } = generateKeyPair()
+ * const peerId = peerIdFromPublicKey(publicKey)   // '12D3KooW…'
+ * ```
  */
 export function peerIdFromPublicKey(publicKey: Uint8Array): string {
   assertBytes(publicKey, PUBLIC_KEY_BYTES, 'public key')
@@ -41,6 +77,15 @@ export function peerIdFromPublicKey(publicKey: Uint8Array): string {
  * Returns (a copy of) the 32-byte Ed25519 public key a PeerId text form names.
  *
  * @throws {@link InvalidPeerIdError} when `text` is not the canonical text form of an Ed25519 PeerId.
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, publicKeyFromPeerId } from 'peerlink'
+ *
+ * const identity = createIdentity()
+ * const publicKey = publicKeyFromPeerId(identity.peerId)   // 32 bytes, equal to identity.keyPair.publicKey
+ * publicKeyFromPeerId('QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N')   // throws InvalidPeerIdError (RSA PeerId)
+ * ```
  */
 export function publicKeyFromPeerId(text: string): Uint8Array {
   if (typeof text !== 'string') {
@@ -69,7 +114,17 @@ export function publicKeyFromPeerId(text: string): Uint8Array {
   return publicKey
 }
 
-/** Returns true when `value` is the canonical text form of an Ed25519 PeerId. */
+/**
+ * Returns true when `value` is the canonical text form of an Ed25519 PeerId.
+ *
+ * @example
+ * ```ts
+ * import { isPeerId } from 'peerlink'
+ *
+ * const target = process.argv[2]
+ * if (!isPeerId(target)) throw new Error(`usage: connect PEERID (got ${target})`)
+ * ```
+ */
 export function isPeerId(value: unknown): value is string {
   if (typeof value !== 'string') return false
   try {
@@ -85,6 +140,15 @@ export function isPeerId(value: unknown): value is string {
  * form base58-encodes), for compact wire formats.
  *
  * @throws {@link InvalidPeerIdError} when `text` is not an Ed25519 PeerId.
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, peerIdFromBytes, peerIdToBytes } from 'peerlink'
+ *
+ * const { peerId } = createIdentity()
+ * const bytes = peerIdToBytes(peerId)             // 38 bytes, for a compact wire format
+ * console.log(peerIdFromBytes(bytes) === peerId)  // true
+ * ```
  */
 export function peerIdToBytes(text: string): Uint8Array {
   const publicKey = publicKeyFromPeerId(text)
@@ -98,6 +162,13 @@ export function peerIdToBytes(text: string): Uint8Array {
  * Returns the PeerId text form of a 38-byte binary PeerId (see {@link peerIdToBytes}).
  *
  * @throws {@link InvalidPeerIdError} when `bytes` is not the binary form of an Ed25519 PeerId.
+ *
+ * @example
+ * ```ts
+ * import { peerIdFromBytes } from 'peerlink'
+ *
+ * const peerId = peerIdFromBytes(message.subarray(0, 38))   // throws InvalidPeerIdError if malformed
+ * ```
  */
 export function peerIdFromBytes(bytes: Uint8Array): string {
   if (!(bytes instanceof Uint8Array)) throw new InvalidPeerIdError('binary PeerId must be a Uint8Array')

@@ -13,7 +13,18 @@ import sodium from 'sodium-universal'
 import { InvalidArgumentError, InvalidSignatureError } from '../errors.js'
 import { PUBLIC_KEY_BYTES, SECRET_KEY_BYTES, assertBytes } from './key-pair.js'
 
-/** Length in bytes of an Ed25519 signature. */
+/**
+ * Length in bytes of an Ed25519 signature.
+ *
+ * @example
+ * ```ts
+ * import { SIGNATURE_BYTES, createIdentity, sign } from 'peerlink'
+ *
+ * const { keyPair } = createIdentity()
+ * const signature = sign(keyPair.secretKey, 'peerlink/tunnel-auth/v1', new TextEncoder().encode('hello'))
+ * console.log(signature.byteLength === SIGNATURE_BYTES)   // true: 64
+ * ```
+ */
 export const SIGNATURE_BYTES = 64
 
 /**
@@ -28,7 +39,18 @@ export type SignatureTag =
   | 'peerlink/tunnel-auth/v1'
   | 'peerlink/session-binding/v1'
 
-/** Every {@link SignatureTag}, for run-time checks. */
+/**
+ * Every {@link SignatureTag}, for run-time checks.
+ *
+ * @example
+ * ```ts
+ * import { SIGNATURE_TAGS, type SignatureTag } from 'peerlink'
+ *
+ * function isSignatureTag(value: string): value is SignatureTag {
+ *   return (SIGNATURE_TAGS as readonly string[]).includes(value)
+ * }
+ * ```
+ */
 export const SIGNATURE_TAGS: readonly SignatureTag[] = Object.freeze([
   'peerlink/beacon-auth/v1',
   'peerlink/signal-offer/v1',
@@ -47,6 +69,17 @@ const encoder = new TextEncoder()
  * @returns the 64-byte detached signature.
  * @throws `InvalidKeyError` when `secretKey` is not 64 bytes.
  * @throws {@link InvalidArgumentError} when `tag` is not registered or `message` is not bytes.
+ *
+ * @example
+ * ```ts
+ * import { createIdentity, sign, verify } from 'peerlink'
+ *
+ * const { keyPair } = createIdentity()
+ * const message = new TextEncoder().encode('login as alice')
+ * const signature = sign(keyPair.secretKey, 'peerlink/tunnel-auth/v1', message)
+ * verify(keyPair.publicKey, 'peerlink/tunnel-auth/v1', message, signature)    // true
+ * verify(keyPair.publicKey, 'peerlink/signal-offer/v1', message, signature)   // false: another purpose
+ * ```
  */
 export function sign(secretKey: Uint8Array, tag: SignatureTag, message: Uint8Array): Uint8Array {
   assertBytes(secretKey, SECRET_KEY_BYTES, 'secret key')
@@ -61,6 +94,14 @@ export function sign(secretKey: Uint8Array, tag: SignatureTag, message: Uint8Arr
  *
  * @throws `InvalidKeyError` when `publicKey` is not 32 bytes.
  * @throws {@link InvalidArgumentError} when `tag` is not registered or `message`/`signature` are not bytes.
+ *
+ * @example
+ * ```ts
+ * import { publicKeyFromPeerId, verify } from 'peerlink'
+ *
+ * const ok = verify(publicKeyFromPeerId(senderPeerId), 'peerlink/signal-offer/v1', offerBytes, signature)
+ * if (!ok) throw new Error('forged offer: ignore it')
+ * ```
  */
 export function verify(publicKey: Uint8Array, tag: SignatureTag, message: Uint8Array, signature: Uint8Array): boolean {
   assertBytes(publicKey, PUBLIC_KEY_BYTES, 'public key')
@@ -74,6 +115,14 @@ export function verify(publicKey: Uint8Array, tag: SignatureTag, message: Uint8A
  * Like {@link verify}, but throws instead of returning false.
  *
  * @throws {@link InvalidSignatureError} when the signature does not verify.
+ *
+ * @example
+ * ```ts
+ * import { assertValidSignature, publicKeyFromPeerId } from 'peerlink'
+ *
+ * // Throws InvalidSignatureError (code 'ERR_INVALID_SIGNATURE') when it does not verify.
+ * assertValidSignature(publicKeyFromPeerId(senderPeerId), 'peerlink/signal-answer/v1', answerBytes, signature)
+ * ```
  */
 export function assertValidSignature(publicKey: Uint8Array, tag: SignatureTag, message: Uint8Array, signature: Uint8Array): void {
   if (!verify(publicKey, tag, message, signature)) {
@@ -86,6 +135,14 @@ export function assertValidSignature(publicKey: Uint8Array, tag: SignatureTag, m
  * `len(tag) || tag || message`.
  *
  * @throws {@link InvalidArgumentError} when `tag` is not registered or `message` is not bytes.
+ *
+ * @example
+ * ```ts
+ * import { signedBytes } from 'peerlink'
+ *
+ * const bytes = signedBytes('peerlink/tunnel-auth/v1', Uint8Array.of(1, 2, 3))
+ * // bytes = [23, ...'peerlink/tunnel-auth/v1', 1, 2, 3]: what sign() signs
+ * ```
  */
 export function signedBytes(tag: SignatureTag, message: Uint8Array): Uint8Array {
   if (typeof tag !== 'string' || !SIGNATURE_TAGS.includes(tag) || !TAG_PATTERN.test(tag)) {

@@ -25,7 +25,19 @@ const GRACEFUL_CLOSE_MS = 5_000
 /** Node-side buffering in each direction, as the multiplexer's streams. */
 const HIGH_WATER_MARK = 64 * 1024
 
-/** Label of the main stream of a connection. */
+/**
+ * Label of the main stream of a connection.
+ *
+ * @example
+ * ```ts
+ * import { MAIN_STREAM_LABEL } from 'peerlink'
+ *
+ * // The main stream is the connection itself; other streams carry their own label.
+ * conn.on('stream', (stream) => {
+ *   console.log(stream.label === MAIN_STREAM_LABEL ? 'main' : `extra stream ${stream.label}`)
+ * })
+ * ```
+ */
 export const MAIN_STREAM_LABEL = 'peerlink/main'
 
 /** Events of a {@link PeerConnection} besides those of a Duplex. */

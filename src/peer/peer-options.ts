@@ -21,7 +21,19 @@ import type { Peer, createPeer } from './peer.js'
  */
 export type ConnectionPath = 'direct' | 'turn' | 'tunnel'
 
-/** Every path, in the order a connection tries them. */
+/**
+ * Every path, in the order a connection tries them.
+ *
+ * @example
+ * ```ts
+ * import { CONNECTION_PATHS, type ConnectionPath } from 'peerlink'
+ *
+ * // Parse a --paths flag such as "direct,turn".
+ * const paths = (flag: string): ConnectionPath[] =>
+ *   flag.split(',').filter((p): p is ConnectionPath => (CONNECTION_PATHS as readonly string[]).includes(p))
+ * const conn = await peer.connect(remotePeerId, { paths: paths('direct,turn') })
+ * ```
+ */
 export const CONNECTION_PATHS: readonly ConnectionPath[] = Object.freeze(['direct', 'turn', 'tunnel'])
 
 /** Which host candidates a peer offers (see {@link PeerOptions.gather}). */
@@ -105,7 +117,23 @@ export interface PeerIceOptions {
   relayDelay?: number
 }
 
-/** Options of {@link createPeer}. */
+/**
+ * Options of {@link createPeer}.
+ *
+ * @example
+ * ```ts
+ * import { createPeer, loadOrCreateIdentity } from 'peerlink'
+ *
+ * const peer = await createPeer({
+ *   identity: await loadOrCreateIdentity('./peer.key'),
+ *   beacons: ['beacon.example.com:4264#weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk'],
+ *   stun: ['stun:stun.example.com:3478'],
+ *   turn: [{ urls: 'turn:turn.example.com:3478?transport=udp', username: 'alice', credential: 's3cret' }],
+ *   tunnels: ['wss://tunnel.example.com:8443'],
+ *   connectTimeout: 20_000,
+ * })
+ * ```
+ */
 export interface PeerOptions {
   /**
    * The peer's identity (its key pair and PeerId).
@@ -196,7 +224,20 @@ export interface PeerOptions {
   signal?: AbortSignal
 }
 
-/** Options of {@link Peer.connect}. */
+/**
+ * Options of {@link Peer.connect}.
+ *
+ * @example
+ * ```ts
+ * import { PeerIdentityMismatchError } from 'peerlink'
+ *
+ * const conn = await peer.connect(remotePeerId, {
+ *   signal: AbortSignal.timeout(15_000),   // rejects with AbortError when it fires
+ *   paths: ['direct', 'turn'],             // never use the WebSocket tunnel
+ * })
+ * console.log(conn.path)                   // 'direct' or 'turn'
+ * ```
+ */
 export interface ConnectOptions {
   /**
    * Aborting rejects with `AbortError` and abandons the attempt.
@@ -217,7 +258,16 @@ export interface ConnectOptions {
   paths?: readonly ConnectionPath[]
 }
 
-/** Options of {@link Peer.listen}. */
+/**
+ * Options of {@link Peer.listen}.
+ *
+ * @example
+ * ```ts
+ * const controller = new AbortController()
+ * setTimeout(() => controller.abort(), 10_000)
+ * await peer.listen({ signal: controller.signal })   // rejects with AbortError if no Beacon took us in 10 s
+ * ```
+ */
 export interface ListenOptions {
   /**
    * Aborting rejects with `AbortError`.

@@ -85,7 +85,21 @@ interface PeerParts {
   options: PeerOptions
 }
 
-/** A peer (see {@link createPeer}). */
+/**
+ * A peer (see {@link createPeer}).
+ *
+ * @example
+ * ```ts
+ * import { createPeer, loadOrCreateIdentity } from 'peerlink'
+ *
+ * const peer = await createPeer({ identity: await loadOrCreateIdentity('./peer.key'), beacons: ['beacon.example.com:4264'] })
+ * peer.on('connection', (conn) => conn.end(`hello ${conn.remotePeerId}\n`))
+ * peer.on('attempt', (e) => console.error(e.step, e.peerId, `${e.ms} ms`))
+ * await peer.listen({ signal: AbortSignal.timeout(10_000) })
+ * console.log(`listening as ${peer.peerId} on UDP port ${peer.address.port}`)
+ * process.once('SIGINT', () => peer.close())
+ * ```
+ */
 export class Peer extends EventEmitter<PeerEvents> {
   /** This peer's identity. */
   readonly identity: Identity

@@ -19,13 +19,44 @@ import type { Introduction } from '../beacon/beacon-client-options.js'
 import { AbortError, ConnectFailedError, InvalidArgumentError, type PeerlinkError } from '../errors.js'
 import type { PeerConnection } from './peer-connection.js'
 
-/** The domain-separation tag of rendezvous topics. */
+/**
+ * The domain-separation tag of rendezvous topics.
+ *
+ * @example
+ * ```ts
+ * import { createHash } from 'node:crypto'
+ * import { RENDEZVOUS_TAG, rendezvousTopic } from 'peerlink'
+ *
+ * const topic = createHash('sha256').update(RENDEZVOUS_TAG).update(Buffer.of(0)).update('blue-falcon-42').digest()
+ * console.log(topic.equals(rendezvousTopic('blue-falcon-42')))   // true
+ * ```
+ */
 export const RENDEZVOUS_TAG = 'peerlink/rendezvous/v1'
 
-/** Longest identifier accepted, in bytes. */
+/**
+ * Longest identifier accepted, in bytes.
+ *
+ * @example
+ * ```ts
+ * import { MAX_RENDEZVOUS_IDENTIFIER_BYTES } from 'peerlink'
+ *
+ * if (Buffer.byteLength(code, 'utf8') > MAX_RENDEZVOUS_IDENTIFIER_BYTES) throw new Error('pairing code too long')
+ * const conn = await peer.rendezvous(code)
+ * ```
+ */
 export const MAX_RENDEZVOUS_IDENTIFIER_BYTES = 1024
 
-/** The topic peers announce for `identifier` (32 bytes). @throws InvalidArgumentError for an empty or oversized identifier. */
+/**
+ * The topic peers announce for `identifier` (32 bytes). @throws InvalidArgumentError for an empty or oversized identifier.
+ *
+ * @example
+ * ```ts
+ * import { rendezvousTopic } from 'peerlink'
+ *
+ * const topic = rendezvousTopic('blue-falcon-42')   // 32 bytes: all a Beacon ever sees of the code
+ * rendezvousTopic('')                               // throws InvalidArgumentError
+ * ```
+ */
 export function rendezvousTopic(identifier: string | Uint8Array): Uint8Array {
   const bytes = typeof identifier === 'string' ? Buffer.from(identifier, 'utf8') : identifier
   if (!(bytes instanceof Uint8Array)) throw new InvalidArgumentError('identifier must be a string or a Uint8Array')

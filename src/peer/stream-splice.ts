@@ -31,6 +31,14 @@ import { findUdxStream } from './udx-handles.js'
  * the direct path (udx probes up to 1500) would never cross the relay after a failover.
  * 100 bytes below Ethernet's 1500 leave room for the relay's framing on slightly
  * smaller paths too.
+ *
+ * @example
+ * ```ts
+ * import { RELAY_SAFE_MTU } from 'peerlink'
+ *
+ * // Keep your own datagrams on a path that may move to a TURN relay below this size (IP level).
+ * const maxUdpPayload = RELAY_SAFE_MTU - 20 - 8   // less the IPv4 and UDP headers
+ * ```
  */
 export const RELAY_SAFE_MTU = 1400
 

@@ -5,7 +5,21 @@
 // Referenced from TSDoc only.
 import type { PeerOptions } from './peer-options.js'
 
-/** Default of {@link PeerTunnelOptions.fallbackDelay}, ms. */
+/**
+ * Default of {@link PeerTunnelOptions.fallbackDelay}, ms.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TUNNEL_FALLBACK_DELAY, createPeer } from 'peerlink'
+ *
+ * // Give ICE twice the default time before racing the WebSocket tunnel.
+ * const peer = await createPeer({
+ *   beacons: ['beacon.example.com:4264'],
+ *   tunnels: ['wss://tunnel.example.com:8443'],
+ *   tunnel: { fallbackDelay: 2 * DEFAULT_TUNNEL_FALLBACK_DELAY },
+ * })
+ * ```
+ */
 export const DEFAULT_TUNNEL_FALLBACK_DELAY = 1_000
 
 /**

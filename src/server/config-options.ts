@@ -83,6 +83,14 @@ function option<K extends OptionKind, D extends OptionKinds[K] | undefined>(
 /**
  * `[beacon]`: the Beacon rendezvous server (WebSocket over TLS, STUN Binding on UDP at the
  * same port). Durations are in seconds here (milliseconds in `BeaconServerOptions`).
+ *
+ * @example
+ * ```ts
+ * import { BEACON_OPTIONS } from 'peerlink/server'
+ *
+ * BEACON_OPTIONS.listeningPort.key       // 'listening-port' (its name in [beacon])
+ * BEACON_OPTIONS.listeningPort.default   // 4264
+ * ```
  */
 export const BEACON_OPTIONS = {
   listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0', '::'], 'Addresses to listen on, TCP (WebSocket over TLS) and UDP (STUN). "0.0.0.0" is every IPv4 address, "::" every IPv6 address; "::" is skipped, with a log line, on a machine without IPv6.'),
@@ -106,7 +114,16 @@ export const BEACON_OPTIONS = {
   instanceId: option('instance-id', 'string', undefined, "This instance's id in the fleet (1 to 64 characters of A-Z a-z 0-9 _ . -).", { defaultText: 'random per process', example: 'beacon-1' }),
 }
 
-/** `[stun]`: the STUN server of `peerlink-server stun` (RFC 8489 Binding, RFC 5780 with two addresses). */
+/**
+ * `[stun]`: the STUN server of `peerlink-server stun` (RFC 8489 Binding, RFC 5780 with two addresses).
+ *
+ * @example
+ * ```ts
+ * import { STUN_OPTIONS } from 'peerlink/server'
+ *
+ * for (const option of Object.values(STUN_OPTIONS)) console.log(`[stun] ${option.key} (${option.kind}): ${option.help}`)
+ * ```
+ */
 export const STUN_OPTIONS = {
   listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0'], 'Addresses to listen on (UDP). Give a second IP address of this machine to enable RFC 5780 NAT behaviour discovery (as coturn does with two listening IPs); "0.0.0.0" is every IPv4 address.'),
   listeningPort: option('listening-port', 'port', 3478, 'UDP port.'),
@@ -116,7 +133,17 @@ export const STUN_OPTIONS = {
   noSoftwareAttribute: option('no-software-attribute', 'boolean', false, 'Do not send the SOFTWARE attribute.'),
 }
 
-/** `[turn]`: the TURN server (RFC 8656), with coturn's option names. */
+/**
+ * `[turn]`: the TURN server (RFC 8656), with coturn's option names.
+ *
+ * @example
+ * ```ts
+ * import { TURN_OPTIONS } from 'peerlink/server'
+ *
+ * TURN_OPTIONS.staticAuthSecrets.key      // 'static-auth-secret', as in coturn's turnserver.conf
+ * TURN_OPTIONS.staticAuthSecrets.secret   // true: never logged
+ * ```
+ */
 export const TURN_OPTIONS = {
   listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0'], 'Addresses to listen on (UDP, TCP and TLS). "0.0.0.0" is every IPv4 address, "::" every IPv6 address.'),
   listeningPort: option('listening-port', 'port', 3478, 'UDP and TCP port (TURN and STUN Binding).'),
@@ -162,6 +189,14 @@ export const TURN_OPTIONS = {
  * `[tunnel]`: the WebSocket reverse-tunnel server (`peerlink-server tunnel`). Each key is
  * the kebab-case of a `TunnelServerOptions` field (`listening-ip` is `listeningIps`, as
  * in the other sections); durations are in seconds, as there.
+ *
+ * @example
+ * ```ts
+ * import { TUNNEL_OPTIONS } from 'peerlink/server'
+ *
+ * TUNNEL_OPTIONS.allowPorts.key       // 'allow-ports'
+ * TUNNEL_OPTIONS.allowPorts.default   // '20000-29999'
+ * ```
  */
 export const TUNNEL_OPTIONS = {
   listeningIps: option('listening-ip', 'ip-list', ['0.0.0.0'], 'Addresses to listen on: the control port, the HTTP port and the public TCP ports. "0.0.0.0" is every IPv4 address, "::" every IPv6 address.'),
@@ -199,14 +234,34 @@ export const TUNNEL_OPTIONS = {
   noTls: option('no-tls', 'boolean', false, 'Serve plain ws:// on the control port (behind a TLS-terminating proxy, or on a closed network).'),
 }
 
-/** `[log]`: the log file and console. */
+/**
+ * `[log]`: the log file and console.
+ *
+ * @example
+ * ```ts
+ * import { LOG_OPTIONS } from 'peerlink/server'
+ *
+ * LOG_OPTIONS.level.default          // 'info'
+ * LOG_OPTIONS.maxFiles.max           // 100
+ * ```
+ */
 export const LOG_OPTIONS = {
   level: option('level', 'log-level', 'info', 'Minimum level logged: fatal, error, warn, info, debug, trace or silent.'),
   maxFileBytes: option('max-file-bytes', 'integer', 10 * 1024 * 1024, 'Size at which logs/peerlink-server.log is rotated (to .1, .2, …).', { min: 1024 }),
   maxFiles: option('max-files', 'integer', 5, 'Rotated log files kept.', { max: 100 }),
 }
 
-/** `[metrics]`: the Prometheus endpoint. */
+/**
+ * `[metrics]`: the Prometheus endpoint.
+ *
+ * @example
+ * ```ts
+ * import { METRICS_OPTIONS } from 'peerlink/server'
+ *
+ * METRICS_OPTIONS.host.default   // '127.0.0.1': metrics stay on loopback unless configured
+ * METRICS_OPTIONS.port.default   // 9641
+ * ```
+ */
 export const METRICS_OPTIONS = {
   enabled: option('enabled', 'boolean', false, 'Serve Prometheus metrics at http://HOST:PORT/metrics.'),
   host: option('host', 'ip', '127.0.0.1', 'Address of the metrics endpoint. Loopback only by default: metrics reveal load and usage, so exposing them (e.g. "0.0.0.0") should be a deliberate choice.'),
@@ -214,7 +269,20 @@ export const METRICS_OPTIONS = {
   defaultMetrics: option('default-metrics', 'boolean', true, 'Include the process metrics (CPU, memory, event loop lag).'),
 }
 
-/** Every section the config file may have, in file order, with a one-line description. */
+/**
+ * Every section the config file may have, in file order, with a one-line description.
+ *
+ * @example
+ * ```ts
+ * import { CONFIG_SECTIONS } from 'peerlink/server'
+ *
+ * // Print a table of every option of peerlink-server.toml.
+ * for (const [section, { title, options }] of Object.entries(CONFIG_SECTIONS)) {
+ *   console.log(`[${section}] ${title}`)
+ *   for (const option of Object.values(options)) console.log(`  ${option.key} = ${JSON.stringify(option.default)}`)
+ * }
+ * ```
+ */
 export const CONFIG_SECTIONS = {
   beacon: { title: 'Beacon rendezvous server (peerlink-server beacon): WebSocket over TLS, STUN on the same UDP port.', options: BEACON_OPTIONS },
   stun: { title: 'STUN server (peerlink-server stun): RFC 8489 Binding, RFC 5780 with two listening IPs.', options: STUN_OPTIONS },
@@ -227,7 +295,18 @@ export const CONFIG_SECTIONS = {
 /** Names of the config file's sections. */
 export type ConfigSectionName = keyof typeof CONFIG_SECTIONS
 
-/** Sections recognised but refused: their servers are not in this version yet (none now). */
+/**
+ * Sections recognised but refused: their servers are not in this version yet (none now).
+ *
+ * @example
+ * ```ts
+ * import { FUTURE_SECTIONS, parseServerConfig } from 'peerlink/server'
+ *
+ * // A section listed here is refused with a ConfigInvalidError that says so (none in this version).
+ * console.log(FUTURE_SECTIONS)   // []
+ * parseServerConfig('[turn]\nlistening-port = 3478\n', undefined)
+ * ```
+ */
 export const FUTURE_SECTIONS: readonly string[] = []
 
 /** The parsed values of one section's options table. */

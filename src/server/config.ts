@@ -63,7 +63,18 @@ export interface ServerConfig {
 const MAX_CONFIG_BYTES = 1024 * 1024
 const SECTION_NAMES = Object.keys(CONFIG_SECTIONS) as ConfigSectionName[]
 
-/** Every option at its default, as if the file were empty. */
+/**
+ * Every option at its default, as if the file were empty.
+ *
+ * @example
+ * ```ts
+ * import { defaultServerConfig } from 'peerlink/server'
+ *
+ * const config = defaultServerConfig()
+ * config.turn.listeningPort   // 3478
+ * config.beacon.listeningPort // 4264
+ * ```
+ */
 export function defaultServerConfig(): ServerConfig {
   return parseServerConfig('', undefined)
 }
@@ -72,6 +83,19 @@ export function defaultServerConfig(): ServerConfig {
  * Reads and validates a config file.
  *
  * @throws `ConfigInvalidError` when it cannot be read or is invalid.
+ *
+ * @example
+ * ```ts
+ * import { ConfigInvalidError } from 'peerlink'
+ * import { loadServerConfig } from 'peerlink/server'
+ *
+ * try {
+ *   const config = await loadServerConfig('/etc/peerlink/peerlink-server.toml')
+ *   console.log(config.turn.realm, [...config.explicit])   // e.g. 'example.com', ['turn.realm']
+ * } catch (err) {
+ *   if (err instanceof ConfigInvalidError) console.error(err.message)   // names the file, section and key
+ * }
+ * ```
  */
 export async function loadServerConfig(file: string): Promise<ServerConfig> {
   const path = resolve(file)
@@ -90,6 +114,15 @@ export async function loadServerConfig(file: string): Promise<ServerConfig> {
  *
  * @param file - absolute path of the file, for messages and relative paths (`undefined`: the working directory).
  * @throws `ConfigInvalidError` when the text is invalid; nothing else, whatever the text.
+ *
+ * @example
+ * ```ts
+ * import { parseServerConfig } from 'peerlink/server'
+ *
+ * const config = parseServerConfig('[turn]\nlistening-port = 3479\nrealm = "example.com"\n', undefined)
+ * config.turn.listeningPort   // 3479
+ * parseServerConfig('[turn]\nlisten-port = 1\n', undefined)   // throws ConfigInvalidError: did you mean listening-port?
+ * ```
  */
 export function parseServerConfig(text: string, file: string | undefined): ServerConfig {
   const where = file === undefined ? 'Config' : `Config file ${file}`
@@ -256,6 +289,15 @@ function checkBeacon(beacon: BeaconConfig, fail: (message: string) => never): vo
 /**
  * `[beacon]` as Beacon server options. `tls` is the certificate and key to serve (read
  * from `cert`/`pkey`, or the data directory's).
+ *
+ * @example
+ * ```ts
+ * import { BeaconServer, beaconServerOptions, loadServerConfig, openDataDir } from 'peerlink/server'
+ *
+ * const config = await loadServerConfig('./data/peerlink-server.toml')
+ * const { cert, key } = await openDataDir('./data')
+ * const beacon = await BeaconServer.listen(beaconServerOptions(config.beacon, { cert, key }))
+ * ```
  */
 export function beaconServerOptions(beacon: BeaconConfig, tls: { readonly cert: string; readonly key: string }): BeaconServerOptions {
   const options: BeaconServerOptions = {
@@ -312,6 +354,15 @@ function checkTurn(turn: TurnConfig, fail: (message: string) => never): void {
 /**
  * `[turn]` as TURN server options. `tls` is the certificate and key to serve TLS with
  * (read from `cert`/`pkey`, or the data directory's); without it there is no TLS.
+ *
+ * @example
+ * ```ts
+ * import { TurnServer, loadServerConfig, openDataDir, turnServerOptions } from 'peerlink/server'
+ *
+ * const config = await loadServerConfig('./data/peerlink-server.toml')
+ * const { cert, key } = await openDataDir('./data')
+ * const turn = await TurnServer.listen(turnServerOptions(config.turn, { cert, key }))   // undefined instead: no TLS
+ * ```
  */
 export function turnServerOptions(turn: TurnConfig, tls: TurnServerTlsOptions | undefined): TurnServerOptions {
   const options: TurnServerOptions = {
@@ -411,7 +462,17 @@ export function tunnelServerOptions(tunnel: TunnelConfig): TunnelServerOptions {
   return options
 }
 
-/** `[stun]` as STUN server options (the second listening IP enables RFC 5780). */
+/**
+ * `[stun]` as STUN server options (the second listening IP enables RFC 5780).
+ *
+ * @example
+ * ```ts
+ * import { StunServer, defaultServerConfig, stunServerOptions } from 'peerlink/server'
+ *
+ * const options = stunServerOptions(defaultServerConfig().stun)   // { host: '0.0.0.0', port: 3478, … }
+ * const stun = await StunServer.listen(options)
+ * ```
+ */
 export function stunServerOptions(stun: StunConfig): StunServerOptions {
   const [host, alternateHost] = stun.listeningIps
   const options: StunServerOptions = {
@@ -456,6 +517,15 @@ function urlPasswords(url: string): string[] {
  * The text of the `peerlink-server.toml` written on the first run: every section, and
  * every option commented out at its default (or an example, when it has none), with
  * its help. Parsing it gives {@link defaultServerConfig}.
+ *
+ * @example
+ * ```ts
+ * import { writeFile } from 'node:fs/promises'
+ * import { serverConfigTemplate } from 'peerlink/server'
+ *
+ * // Every option, commented out at its default: what the first run of peerlink-server writes.
+ * await writeFile('peerlink-server.toml', serverConfigTemplate(), { mode: 0o600, flag: 'wx' })
+ * ```
  */
 export function serverConfigTemplate(): string {
   const lines = [

@@ -32,12 +32,45 @@ import { DataDirError, InvalidArgumentError, KeyFileAccessError, KeyFilePermissi
 import { certificateHash } from '../cert-pin.js'
 import { type SelfSignedCertificateOptions, certificateMatchesKey, createSelfSignedCertificate } from './tls.js'
 
-/** Default data directory (`~` is the home directory). */
+/**
+ * Default data directory (`~` is the home directory).
+ *
+ * @example
+ * ```ts
+ * import { homedir } from 'node:os'
+ * import { DEFAULT_DATA_DIR, openDataDir } from 'peerlink/server'
+ *
+ * // '~/.peerlink-server': expand the ~ yourself, openDataDir takes a plain path.
+ * const dataDir = await openDataDir(DEFAULT_DATA_DIR.replace(/^~/, homedir()))
+ * ```
+ */
 export const DEFAULT_DATA_DIR = '~/.peerlink-server'
-/** Data directory of `--loopback` (relative to the working directory). */
+/**
+ * Data directory of `--loopback` (relative to the working directory).
+ *
+ * @example
+ * ```ts
+ * import { LOOPBACK_DATA_DIR, openDataDir } from 'peerlink/server'
+ *
+ * // What `peerlink-server all --loopback` (npm start) uses: ./.peerlink-data
+ * const dataDir = await openDataDir(LOOPBACK_DATA_DIR)
+ * ```
+ */
 export const LOOPBACK_DATA_DIR = './.peerlink-data'
 
-/** File names inside the data directory. */
+/**
+ * File names inside the data directory.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises'
+ * import { join } from 'node:path'
+ * import { DATA_DIR_FILES } from 'peerlink/server'
+ *
+ * const pin = (await readFile(join('/var/lib/peerlink', DATA_DIR_FILES.certificateHash), 'utf8')).trim()
+ * console.log(`beacon.example.com:4264#${pin}`)
+ * ```
+ */
 export const DATA_DIR_FILES = {
   config: 'peerlink-server.toml',
   cert: 'cert.pem',
@@ -104,6 +137,15 @@ export interface DataDir {
  *   the files disagree (`cert.pem` without `key.pem` or the reverse, a key that is not
  *   the certificate's, a `certificate_hash.txt` that does not match `cert.pem`).
  * @throws `InvalidArgumentError` when `dir` is not a non-empty path.
+ *
+ * @example
+ * ```ts
+ * import { openDataDir, serverConfigTemplate } from 'peerlink/server'
+ *
+ * const dir = await openDataDir('/var/lib/peerlink', { configTemplate: serverConfigTemplate() })
+ * if (dir.created.length > 0) console.log('created', dir.created)
+ * console.log(`clients pin #${dir.certificateHash}`)   // also in dir.certificateHashFile
+ * ```
  */
 export async function openDataDir(dir: string, options: DataDirOptions = {}): Promise<DataDir> {
   if (typeof dir !== 'string' || dir.length === 0 || dir.includes('\0')) throw new InvalidArgumentError('data directory must be a non-empty path')
@@ -180,6 +222,15 @@ export async function openDataDir(dir: string, options: DataDirOptions = {}): Pr
  * @throws `KeyFilePermissionsError` when the file can be read or written by group/others (POSIX).
  * @throws `KeyFileAccessError` when it cannot be read.
  * @throws `DataDirError` when it cannot be created, or is empty.
+ *
+ * @example
+ * ```ts
+ * import { TurnServer, loadOrCreateSecretFile } from 'peerlink/server'
+ *
+ * // A TURN REST API secret made on the first run and kept (mode 0600) for the next ones.
+ * const secret = await loadOrCreateSecretFile('./data/turn_secret.txt')
+ * const turn = await TurnServer.listen({ staticAuthSecrets: [secret] })
+ * ```
  */
 export async function loadOrCreateSecretFile(file: string): Promise<string> {
   const path = resolve(file)

@@ -1,11 +1,12 @@
 /**
  * peerlink's reference servers, to run programmatically (the `peerlink-server` command
- * runs the same code). This release has the STUN server with RFC 5780 NAT behaviour
- * discovery, and the shared pieces every server uses: the data directory
- * ({@link openDataDir}), the TOML config ({@link loadServerConfig}), self-signed TLS
- * certificates pinned by hash ({@link createSelfSignedCertificate}), logs
- * ({@link createServerLogger}) and Prometheus metrics ({@link ServerMetrics}). The
- * Beacon, TURN and tunnel servers follow.
+ * runs the same code): the Beacon rendezvous server ({@link BeaconServer}), the TURN
+ * server ({@link TurnServer}), the STUN server with RFC 5780 NAT behaviour discovery
+ * ({@link StunServer}) and the WebSocket reverse-tunnel server ({@link TunnelServer}),
+ * and the shared pieces every server uses: the data directory ({@link openDataDir}), the
+ * TOML config ({@link loadServerConfig}), self-signed TLS certificates pinned by hash
+ * ({@link createSelfSignedCertificate}), logs ({@link createServerLogger}) and
+ * Prometheus metrics ({@link ServerMetrics}).
  *
  * @example
  * ```ts

@@ -23,13 +23,35 @@ import { InvalidArgumentError } from '../errors.js'
 /** pino's levels, and `silent`. */
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
 
-/** The levels {@link LogLevel} allows, most severe first. */
+/**
+ * The levels {@link LogLevel} allows, most severe first.
+ *
+ * @example
+ * ```ts
+ * import { LOG_LEVELS, type LogLevel, createServerLogger } from 'peerlink/server'
+ *
+ * const wanted = process.env.LOG_LEVEL ?? 'info'
+ * if (!(LOG_LEVELS as readonly string[]).includes(wanted)) throw new Error(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`)
+ * const { log } = createServerLogger({ level: wanted as LogLevel })
+ * ```
+ */
 export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 /** How lines are written to the console. */
 export type ConsoleLogFormat = 'json' | 'pretty'
 
-/** Field names whose values never reach a log (exact, case-sensitive, as pino matches them). */
+/**
+ * Field names whose values never reach a log (exact, case-sensitive, as pino matches them).
+ *
+ * @example
+ * ```ts
+ * import { REDACTED_KEYS, createServerLogger } from 'peerlink/server'
+ *
+ * const { log } = createServerLogger()
+ * console.log(REDACTED_KEYS.includes('password'))   // true
+ * log.info({ user: 'alice', password: 'hunter2' }, 'login')   // "user":"[redacted]","password":"[redacted]"
+ * ```
+ */
 export const REDACTED_KEYS: readonly string[] = [
   'password',
   'pass',
@@ -55,7 +77,19 @@ export const REDACTED_KEYS: readonly string[] = [
   'Cookie',
 ]
 
-/** What a redacted value is replaced with. */
+/**
+ * What a redacted value is replaced with.
+ *
+ * @example
+ * ```ts
+ * import { REDACTED, createServerLogger } from 'peerlink/server'
+ *
+ * const lines: string[] = []
+ * const { log } = createServerLogger({ console: { write: (text) => lines.push(text) }, secrets: ['hunter2'] })
+ * log.info('the password is hunter2')
+ * console.log(lines[0]?.includes(REDACTED))   // true: '[redacted]' replaces the secret
+ * ```
+ */
 export const REDACTED = '[redacted]'
 
 /** Something a log line can be written to (`process.stdout`, `process.stderr`, a test's collector). */
@@ -119,6 +153,8 @@ export interface ServerLogger {
  * @throws `InvalidArgumentError` for a bad level or size.
  * @example
  * ```ts
+ * import { createServerLogger } from 'peerlink/server'
+ *
  * const { log, close } = createServerLogger({ file: 'data/logs/peerlink-server.log', secrets: [secret] })
  * log.child({ server: 'turn' }).info({ port: 3478 }, 'listening')
  * ```
@@ -188,6 +224,15 @@ function prettyLine(line: string): string {
  * An append-only log file rotated by size (see the module notes). Write errors (a full
  * disk, a deleted directory) never throw: the line is dropped and the next write tries
  * again.
+ *
+ * @example
+ * ```ts
+ * import { RotatingLogFile } from 'peerlink/server'
+ *
+ * const file = new RotatingLogFile('/var/log/myapp.log', { maxFileBytes: 1024 * 1024, maxFiles: 3 })
+ * file.write(`${JSON.stringify({ time: Date.now(), msg: 'started' })}\n`)   // myapp.log → .1 → .2 → .3
+ * file.close()
+ * ```
  */
 export class RotatingLogFile {
   /** The log file. */

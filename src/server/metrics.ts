@@ -90,7 +90,20 @@ export interface ServerMetricsOptions {
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 
-/** A registry of metrics read through callbacks. */
+/**
+ * A registry of metrics read through callbacks.
+ *
+ * @example
+ * ```ts
+ * import { MetricsServer, ServerMetrics, StunServer, STUN_STATS_METRICS } from 'peerlink/server'
+ *
+ * const stun = await StunServer.listen({ port: 3478 })
+ * const metrics = new ServerMetrics({ labels: { instance_name: 'stun-1' } })
+ * metrics.addStats('stun', () => stun.stats, STUN_STATS_METRICS)   // peerlink_stun_binding_responses_total, …
+ * metrics.add({ name: 'uptime_seconds', help: 'Seconds since start', type: 'gauge', collect: () => process.uptime() })
+ * const endpoint = await MetricsServer.listen({ metrics, port: 9641 })
+ * ```
+ */
 export class ServerMetrics {
   /** The prom-client registry (for callers that want to add their own prom-client metrics). */
   readonly registry: Registry
@@ -236,7 +249,18 @@ export interface MetricsServerOptions {
 /** Default port of the metrics endpoint (coturn's Prometheus port). */
 export const DEFAULT_METRICS_PORT = 9641
 
-/** An HTTP endpoint serving a {@link ServerMetrics} (`GET /metrics`). */
+/**
+ * An HTTP endpoint serving a {@link ServerMetrics} (`GET /metrics`).
+ *
+ * @example
+ * ```ts
+ * import { MetricsServer, ServerMetrics } from 'peerlink/server'
+ *
+ * const endpoint = await MetricsServer.listen({ metrics: new ServerMetrics({ defaultMetrics: true }), port: 0 })
+ * console.log(await (await fetch(endpoint.url)).text())   // # HELP peerlink_process_cpu_user_seconds_total …
+ * await endpoint.close()
+ * ```
+ */
 export class MetricsServer {
   /** Where it listens. */
   readonly address: { readonly host: string; readonly port: number }

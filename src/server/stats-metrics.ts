@@ -11,7 +11,17 @@ import type { StunServerStats } from './stun/stun-server.js'
 import type { TurnServerStats } from './turn/turn-server-stats.js'
 import type { TunnelServerStats } from './tunnel/tunnel-server-stats.js'
 
-/** `peerlink_stun_…` metrics of a `StunServer`'s stats. */
+/**
+ * `peerlink_stun_…` metrics of a `StunServer`'s stats.
+ *
+ * @example
+ * ```ts
+ * import { STUN_STATS_METRICS, ServerMetrics, StunServer } from 'peerlink/server'
+ *
+ * const stun = await StunServer.listen()
+ * new ServerMetrics().addStats('stun', () => stun.stats, STUN_STATS_METRICS)   // peerlink_stun_…_total
+ * ```
+ */
 export const STUN_STATS_METRICS: { readonly [K in keyof StunServerStats]-?: StatsField } = {
   bindingResponses: { type: 'counter', help: 'STUN Binding requests answered with success' },
   errorResponses: { type: 'counter', help: 'STUN requests answered with an error (400, 420)' },
@@ -19,7 +29,17 @@ export const STUN_STATS_METRICS: { readonly [K in keyof StunServerStats]-?: Stat
   rateLimited: { type: 'counter', help: 'Requests dropped by the per-IP rate limit' },
 }
 
-/** `peerlink_turn_…` metrics of a TURN server's stats. */
+/**
+ * `peerlink_turn_…` metrics of a TURN server's stats.
+ *
+ * @example
+ * ```ts
+ * import { TURN_STATS_METRICS, ServerMetrics, TurnServer } from 'peerlink/server'
+ *
+ * const turn = await TurnServer.listen({ staticAuthSecrets: [secret] })
+ * new ServerMetrics().addStats('turn', () => turn.stats, TURN_STATS_METRICS)   // peerlink_turn_allocations, …
+ * ```
+ */
 export const TURN_STATS_METRICS: { readonly [K in keyof TurnServerStats]-?: StatsField } = {
   allocations: { type: 'gauge', help: 'TURN allocations in force' },
   allocationsCreated: { type: 'counter', help: 'TURN allocations created' },
@@ -41,7 +61,17 @@ export const TURN_STATS_METRICS: { readonly [K in keyof TurnServerStats]-?: Stat
   malformed: { type: 'counter', help: 'Datagrams or frames that did not decode' },
 }
 
-/** `peerlink_tunnel_…` metrics of a tunnel server's stats (`peerlink-server tunnel` registers them with `ServerMetrics.addStats('tunnel', …)`). */
+/**
+ * `peerlink_tunnel_…` metrics of a tunnel server's stats (`peerlink-server tunnel` registers them with `ServerMetrics.addStats('tunnel', …)`).
+ *
+ * @example
+ * ```ts
+ * import { TUNNEL_STATS_METRICS, ServerMetrics, TunnelServer } from 'peerlink/server'
+ *
+ * const tunnel = await TunnelServer.listen({ tls: { cert, key }, tokens: ['a-long-device-token'] })
+ * new ServerMetrics().addStats('tunnel', tunnel.stats, TUNNEL_STATS_METRICS)   // peerlink_tunnel_devices, …
+ * ```
+ */
 export const TUNNEL_STATS_METRICS: { readonly [K in keyof TunnelServerStats]-?: StatsField } = {
   devices: { type: 'gauge', help: 'Tunnel devices online' },
   retainedDevices: { type: 'gauge', help: 'Offline tunnel devices whose name and ports are retained' },
@@ -66,7 +96,17 @@ export const TUNNEL_STATS_METRICS: { readonly [K in keyof TunnelServerStats]-?: 
   redirects: { type: 'counter', help: 'Tunnel control upgrades redirected to another server' },
 }
 
-/** `peerlink_beacon_…` metrics of a `BeaconServer`'s stats (`refused` is {@link addBeaconStatsMetrics}'s labelled counter). */
+/**
+ * `peerlink_beacon_…` metrics of a `BeaconServer`'s stats (`refused` is {@link addBeaconStatsMetrics}'s labelled counter).
+ *
+ * @example
+ * ```ts
+ * import { BEACON_STATS_METRICS } from 'peerlink/server'
+ *
+ * // Which Beacon counters become metrics, and of which kind.
+ * for (const [field, { type, help }] of Object.entries(BEACON_STATS_METRICS)) console.log(field, type, help)
+ * ```
+ */
 export const BEACON_STATS_METRICS: { readonly [K in Exclude<keyof BeaconServerStats, 'refused'>]-?: StatsField } = {
   connections: { type: 'gauge', help: 'Beacon WebSocket connections open' },
   authenticated: { type: 'gauge', help: 'Beacon connections open that proved their key' },
@@ -82,6 +122,16 @@ export const BEACON_STATS_METRICS: { readonly [K in Exclude<keyof BeaconServerSt
  * `peerlink_beacon_refused_total{reason}` (the error replies it sent, by reason).
  *
  * @returns a function that removes them again.
+ *
+ * @example
+ * ```ts
+ * import { BeaconServer, ServerMetrics, addBeaconStatsMetrics } from 'peerlink/server'
+ *
+ * const beacon = await BeaconServer.listen({ cert, key })
+ * const metrics = new ServerMetrics()
+ * const remove = addBeaconStatsMetrics(metrics, () => beacon.stats)   // + peerlink_beacon_refused_total{reason}
+ * process.once('SIGTERM', () => { remove(); void beacon.close() })
+ * ```
  */
 export function addBeaconStatsMetrics(metrics: ServerMetrics, stats: () => Readonly<BeaconServerStats>): () => void {
   const removeStats = metrics.addStats('beacon', stats, BEACON_STATS_METRICS)

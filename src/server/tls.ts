@@ -48,7 +48,17 @@ const OID = {
   serverAuth: '1.3.6.1.5.5.7.3.1',
 } as const
 
-/** Default validity of a generated certificate: 10 years (see the module notes). */
+/**
+ * Default validity of a generated certificate: 10 years (see the module notes).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_CERTIFICATE_VALIDITY_DAYS, createSelfSignedCertificate } from 'peerlink/server'
+ *
+ * // A one-year certificate instead of the default ten years (3650 days).
+ * const { cert, key, notAfter } = createSelfSignedCertificate({ validityDays: DEFAULT_CERTIFICATE_VALIDITY_DAYS / 10 })
+ * ```
+ */
 export const DEFAULT_CERTIFICATE_VALIDITY_DAYS = 3650
 
 const DAY_MS = 24 * 60 * 60 * 1000
@@ -113,6 +123,9 @@ export interface SelfSignedCertificate {
  * @throws `InvalidArgumentError` for a bad name, address, date, validity or key.
  * @example
  * ```ts
+ * import https from 'node:https'
+ * import { createSelfSignedCertificate } from 'peerlink/server'
+ *
  * const { cert, key, hash } = createSelfSignedCertificate({ dnsNames: ['turn.example.com'] })
  * https.createServer({ cert, key }, handler)   // clients pin `hash`
  * ```
@@ -184,6 +197,16 @@ export function createSelfSignedCertificate(options: SelfSignedCertificateOption
  * True when `key` (PEM) is the private key of `cert` (PEM).
  *
  * @throws `InvalidArgumentError` when either cannot be parsed.
+ *
+ * @example
+ * ```ts
+ * import { readFile } from 'node:fs/promises'
+ * import { certificateMatchesKey } from 'peerlink/server'
+ *
+ * const cert = await readFile('cert.pem', 'utf8')
+ * const key = await readFile('key.pem', 'utf8')
+ * if (!certificateMatchesKey(cert, key)) throw new Error('key.pem is not the key of cert.pem')
+ * ```
  */
 export function certificateMatchesKey(cert: string, key: string): boolean {
   let certificate: X509Certificate

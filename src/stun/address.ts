@@ -22,10 +22,31 @@ export interface TransportAddress {
   port: number
 }
 
-/** Family code of an address attribute (RFC 8489 §14.1). */
+/**
+ * Family code of an address attribute (RFC 8489 §14.1).
+ *
+ * @example
+ * ```ts
+ * import { ADDRESS_FAMILY_CODES } from 'peerlink'
+ *
+ * ADDRESS_FAMILY_CODES.IPv4   // 0x01
+ * ADDRESS_FAMILY_CODES.IPv6   // 0x02
+ * ```
+ */
 export const ADDRESS_FAMILY_CODES: Readonly<Record<AddressFamily, number>> = { IPv4: 0x01, IPv6: 0x02 }
 
-/** Returns the family for a family code, or `undefined`. */
+/**
+ * Returns the family for a family code, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { addressFamilyOf } from 'peerlink'
+ *
+ * addressFamilyOf(0x01)   // 'IPv4'
+ * addressFamilyOf(0x02)   // 'IPv6'
+ * addressFamilyOf(0x03)   // undefined
+ * ```
+ */
 export function addressFamilyOf(code: number): AddressFamily | undefined {
   return code === 0x01 ? 'IPv4' : code === 0x02 ? 'IPv6' : undefined
 }
@@ -99,6 +120,15 @@ export interface ParsedIp {
 /**
  * Parses an IPv4 or IPv6 literal (an IPv6 zone `%eth0` or brackets are stripped), or
  * returns `undefined` if `text` is not an IP address.
+ *
+ * @example
+ * ```ts
+ * import { parseIp } from 'peerlink'
+ *
+ * parseIp('192.0.2.1')           // { family: 'IPv4', bytes: Uint8Array [192, 0, 2, 1] }
+ * parseIp('[fe80::1%eth0]')      // { family: 'IPv6', bytes: … } (zone and brackets dropped)
+ * parseIp('example.com')         // undefined
+ * ```
  */
 export function parseIp(text: string): ParsedIp | undefined {
   const v4 = parseIPv4(text)
@@ -111,6 +141,14 @@ export function parseIp(text: string): ParsedIp | undefined {
 /**
  * Formats 4 or 16 address bytes as text: dotted quad, or RFC 5952 compressed IPv6 (an
  * IPv4-mapped address is written `::ffff:a.b.c.d`, as Node writes it).
+ *
+ * @example
+ * ```ts
+ * import { formatIp } from 'peerlink'
+ *
+ * formatIp(Uint8Array.of(192, 0, 2, 1))                                 // '192.0.2.1'
+ * formatIp(Uint8Array.of(0x20, 0x01, 0x0d, 0xb8, ...new Array(11).fill(0), 1))   // '2001:db8::1'
+ * ```
  */
 export function formatIp(bytes: Uint8Array): string {
   if (bytes.length === 4) return Array.from(bytes).join('.')
@@ -141,13 +179,33 @@ export function formatIp(bytes: Uint8Array): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`
 }
 
-/** Normalises an IP literal to the form {@link formatIp} writes, or returns `undefined`. */
+/**
+ * Normalises an IP literal to the form {@link formatIp} writes, or returns `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { normalizeIp } from 'peerlink'
+ *
+ * normalizeIp('2001:0DB8:0:0:0:0:0:0001')   // '2001:db8::1'
+ * normalizeIp('localhost')                  // undefined: not an IP literal
+ * ```
+ */
 export function normalizeIp(text: string): string | undefined {
   const parsed = parseIp(text)
   return parsed === undefined ? undefined : formatIp(parsed.bytes)
 }
 
-/** Whether two transport addresses denote the same IP and port (text forms are normalised). */
+/**
+ * Whether two transport addresses denote the same IP and port (text forms are normalised).
+ *
+ * @example
+ * ```ts
+ * import { sameTransportAddress } from 'peerlink'
+ *
+ * sameTransportAddress({ host: '::1', port: 3478 }, { host: '0:0:0:0:0:0:0:1', port: 3478 })   // true
+ * sameTransportAddress({ host: '::1', port: 3478 }, { host: '::1', port: 3479 })               // false
+ * ```
+ */
 export function sameTransportAddress(
   a: { host: string; port: number },
   b: { host: string; port: number },
@@ -167,6 +225,15 @@ function checkPort(port: number): void {
  * IPv4 XOR the cookie, IPv6 XOR cookie ‖ transaction ID).
  *
  * @throws InvalidArgumentError if the host is not an IP literal of `family` or the port is out of range.
+ *
+ * @example
+ * ```ts
+ * import { createTransactionId, decodeAddressValue, encodeAddressValue } from 'peerlink'
+ *
+ * const tid = createTransactionId()
+ * const value = encodeAddressValue({ family: 'IPv4', host: '192.0.2.1', port: 32853 }, tid)  // XOR-MAPPED-ADDRESS form
+ * decodeAddressValue(value, tid)   // { family: 'IPv4', host: '192.0.2.1', port: 32853 }
+ * ```
  */
 export function encodeAddressValue(address: TransportAddress, transactionId?: Uint8Array): Uint8Array {
   checkPort(address.port)
@@ -191,6 +258,15 @@ export function encodeAddressValue(address: TransportAddress, transactionId?: Ui
  * XOR-MAPPED-ADDRESS-style one.
  *
  * @throws StunMalformedError on a wrong length or an unknown family.
+ *
+ * @example
+ * ```ts
+ * import { decodeAddressValue, encodeAddressValue } from 'peerlink'
+ *
+ * // MAPPED-ADDRESS form (no transaction ID, nothing XORed)
+ * const value = encodeAddressValue({ family: 'IPv6', host: '2001:db8::1', port: 3478 })
+ * decodeAddressValue(value)   // { family: 'IPv6', host: '2001:db8::1', port: 3478 }
+ * ```
  */
 export function decodeAddressValue(value: Uint8Array, transactionId?: Uint8Array): TransportAddress {
   if (value.length < 4) throw new StunMalformedError(`Address attribute too short (${value.length} bytes)`)

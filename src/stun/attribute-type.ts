@@ -5,7 +5,17 @@
  * @module
  */
 
-/** Attribute type codes by name. */
+/**
+ * Attribute type codes by name.
+ *
+ * @example
+ * ```ts
+ * import { STUN_ATTRIBUTE_CODES } from 'peerlink'
+ *
+ * console.log(STUN_ATTRIBUTE_CODES['xor-mapped-address'].toString(16))   // '20'
+ * console.log(STUN_ATTRIBUTE_CODES.fingerprint.toString(16))             // '8028'
+ * ```
+ */
 export const STUN_ATTRIBUTE_CODES = {
   'mapped-address': 0x0001,
   'change-request': 0x0003,
@@ -57,7 +67,17 @@ const NAME_BY_CODE = new Map<number, KnownStunAttributeType>(
   ]),
 )
 
-/** Returns the attribute name for a type code, or `undefined` if peerlink does not know it. */
+/**
+ * Returns the attribute name for a type code, or `undefined` if peerlink does not know it.
+ *
+ * @example
+ * ```ts
+ * import { attributeNameOf } from 'peerlink'
+ *
+ * attributeNameOf(0x0020)   // 'xor-mapped-address'
+ * attributeNameOf(0x7fff)   // undefined
+ * ```
+ */
 export function attributeNameOf(code: number): KnownStunAttributeType | undefined {
   return NAME_BY_CODE.get(code)
 }
@@ -66,6 +86,14 @@ export function attributeNameOf(code: number): KnownStunAttributeType | undefine
  * Whether an attribute type is comprehension-required: codes 0x0000–0x7FFF
  * (RFC 8489 §14). A message with an unknown comprehension-required attribute cannot
  * be processed (a server answers 420 Unknown Attribute).
+ *
+ * @example
+ * ```ts
+ * import { isComprehensionRequired } from 'peerlink'
+ *
+ * isComprehensionRequired(0x0024)   // true: PRIORITY, a receiver must understand it
+ * isComprehensionRequired(0x8022)   // false: SOFTWARE may be ignored
+ * ```
  */
 export function isComprehensionRequired(code: number): boolean {
   return code >= 0 && code < 0x8000

@@ -239,6 +239,14 @@ function decodeFamily(value: Uint8Array, name: string): AddressFamily {
  *
  * @param transactionId - needed for the XOR-address attributes.
  * @throws InvalidArgumentError if the value cannot be encoded.
+ *
+ * @example
+ * ```ts
+ * import { createTransactionId, encodeAttributeValue } from 'peerlink'
+ *
+ * const { code, value } = encodeAttributeValue({ type: 'priority', value: 0x6e0001ff }, createTransactionId())
+ * // code === 0x0024, value = the 4 big-endian bytes of the priority
+ * ```
  */
 export function encodeAttributeValue(attr: StunAttribute, transactionId: Uint8Array): { code: number; value: Uint8Array } {
   if (attr.type === 'unknown') {
@@ -345,6 +353,15 @@ function encodeKnownValue(attr: Exclude<StunAttribute, { type: 'unknown' }>, tid
  * Decodes an attribute value. Unknown codes give `{ type: 'unknown' }`.
  *
  * @throws StunMalformedError if a known attribute's value is malformed.
+ *
+ * @example
+ * ```ts
+ * import { createTransactionId, decodeAttributeValue } from 'peerlink'
+ *
+ * const tid = createTransactionId()
+ * decodeAttributeValue(0x8022, new TextEncoder().encode('peerlink'), tid)   // { type: 'software', value: 'peerlink' }
+ * decodeAttributeValue(0xc001, Uint8Array.of(1), tid)                       // { type: 'unknown', code: 0xc001, value: … }
+ * ```
  */
 export function decodeAttributeValue(code: number, value: Uint8Array, transactionId: Uint8Array): StunAttribute {
   const name = attributeNameOf(code)

@@ -80,6 +80,14 @@ export interface StunBindingResult {
  * Resolves a host name to an IP address, preferring `family`; IP literals are returned as is.
  *
  * @throws HostUnresolvedError (rejects) when the name does not resolve.
+ *
+ * @example
+ * ```ts
+ * import { resolveStunHost } from 'peerlink'
+ *
+ * const ip = await resolveStunHost('stun.example.com', 'IPv4', AbortSignal.timeout(3_000))
+ * const same = await resolveStunHost('192.0.2.1')   // IP literals come back unchanged
+ * ```
  */
 export async function resolveStunHost(host: string, family?: 'IPv4' | 'IPv6', signal?: AbortSignal): Promise<string> {
   if (isIP(host) !== 0) return host
@@ -112,6 +120,9 @@ export async function resolveStunHost(host: string, family?: 'IPv4' | 'IPv6', si
  *
  * @example
  * ```ts
+ * import dgram from 'node:dgram'
+ * import { createDgramEndpoint, stunBinding } from 'peerlink'
+ *
  * const socket = dgram.createSocket('udp4'); socket.bind(0)
  * const { mapped } = await stunBinding({ endpoint: createDgramEndpoint(socket), server: { host: '192.0.2.1', port: 3478 } })
  * ```

@@ -38,12 +38,41 @@ export interface DecodeChannelDataOptions {
   transport?: ChannelDataTransport
 }
 
-/** Lowest valid channel number (RFC 8656 §12). */
+/**
+ * Lowest valid channel number (RFC 8656 §12).
+ *
+ * @example
+ * ```ts
+ * import { MAX_CHANNEL_NUMBER, MIN_CHANNEL_NUMBER } from 'peerlink'
+ *
+ * let next = MIN_CHANNEL_NUMBER   // 0x4000
+ * const allocateChannel = () => (next <= MAX_CHANNEL_NUMBER ? next++ : undefined)
+ * ```
+ */
 export const MIN_CHANNEL_NUMBER = 0x4000
-/** Highest valid channel number (RFC 8656 §12). */
+/**
+ * Highest valid channel number (RFC 8656 §12).
+ *
+ * @example
+ * ```ts
+ * import { MAX_CHANNEL_NUMBER, MIN_CHANNEL_NUMBER } from 'peerlink'
+ *
+ * const channels = MAX_CHANNEL_NUMBER - MIN_CHANNEL_NUMBER + 1   // 4096 channels per allocation
+ * ```
+ */
 export const MAX_CHANNEL_NUMBER = 0x4fff
 
-/** Whether `n` is a valid channel number, 0x4000–0x4FFF (RFC 8656 §12). */
+/**
+ * Whether `n` is a valid channel number, 0x4000–0x4FFF (RFC 8656 §12).
+ *
+ * @example
+ * ```ts
+ * import { isValidChannelNumber } from 'peerlink'
+ *
+ * isValidChannelNumber(0x4000)   // true
+ * isValidChannelNumber(0x5000)   // false (RFC 8656 narrowed RFC 5766's range)
+ * ```
+ */
 export function isValidChannelNumber(n: number): boolean {
   return Number.isInteger(n) && n >= MIN_CHANNEL_NUMBER && n <= MAX_CHANNEL_NUMBER
 }
@@ -56,6 +85,15 @@ function padded(n: number): number {
  * Encodes a ChannelData message.
  *
  * @throws InvalidArgumentError on an invalid channel number or data over 65535 bytes.
+ *
+ * @example
+ * ```ts
+ * import { encodeChannelData } from 'peerlink'
+ *
+ * const data = new TextEncoder().encode('hello')
+ * const overUdp = encodeChannelData(0x4001, data)                 // 9 bytes
+ * const overTcp = encodeChannelData(0x4001, data, { pad: true })  // 12 bytes, padded to 4
+ * ```
  */
 export function encodeChannelData(channel: number, data: Uint8Array, options: EncodeChannelDataOptions = {}): Uint8Array {
   if (!isValidChannelNumber(channel)) throw new InvalidArgumentError(`Invalid TURN channel number ${String(channel)}`)
@@ -74,6 +112,14 @@ export function encodeChannelData(channel: number, data: Uint8Array, options: En
  *
  * @throws StunMalformedError if the header is short, the channel number is outside
  * 0x4000–0x4FFF, or the length does not fit the bytes (RFC 8656 §12.5).
+ *
+ * @example
+ * ```ts
+ * import { decodeChannelData, encodeChannelData } from 'peerlink'
+ *
+ * const frame = encodeChannelData(0x4001, Uint8Array.of(1, 2, 3), { pad: true })
+ * const { channel, data } = decodeChannelData(frame, { transport: 'tcp' })   // 0x4001, [1, 2, 3]
+ * ```
  */
 export function decodeChannelData(message: Uint8Array, options: DecodeChannelDataOptions = {}): ChannelData {
   if (!(message instanceof Uint8Array)) throw new StunMalformedError('ChannelData input must be a Uint8Array')
@@ -108,6 +154,15 @@ export interface ChannelDataFramingOptions {
  * TCP byte stream, or `undefined` if fewer than 4 bytes are buffered (RFC 8656 §12.5).
  *
  * @throws StunMalformedError if the channel number is invalid.
+ *
+ * @example
+ * ```ts
+ * import { channelDataFrameLength, encodeChannelData } from 'peerlink'
+ *
+ * const frame = encodeChannelData(0x4001, Uint8Array.of(1, 2, 3), { pad: true })
+ * channelDataFrameLength(frame.subarray(0, 2))   // undefined: need 4 bytes
+ * channelDataFrameLength(frame.subarray(0, 4))   // 8: cut the stream there
+ * ```
  */
 export function channelDataFrameLength(buffered: Uint8Array, options: ChannelDataFramingOptions = {}): number | undefined {
   if (buffered.length < 4) return undefined

@@ -11,6 +11,17 @@ import { STUN_HEADER_LENGTH, STUN_MAGIC_COOKIE } from './constants.js'
  * Whether `data` looks like one STUN message: at least 20 bytes, the first two bits 0,
  * the magic cookie 0x2112A442 at offset 4, and a length field that is a multiple of 4
  * and equals the bytes after the header. Does not decode attributes.
+ *
+ * @example
+ * ```ts
+ * import { isChannelData, isStunMessage } from 'peerlink'
+ *
+ * socket.on('message', (datagram) => {
+ *   if (isStunMessage(datagram)) handleStun(datagram)
+ *   else if (isChannelData(datagram)) handleChannelData(datagram)
+ *   else handleApplicationData(datagram)
+ * })
+ * ```
  */
 export function isStunMessage(data: Uint8Array): boolean {
   if (!(data instanceof Uint8Array) || data.length < STUN_HEADER_LENGTH) return false
@@ -24,6 +35,15 @@ export function isStunMessage(data: Uint8Array): boolean {
 /**
  * Whether `data` looks like a TURN ChannelData message: first byte 0x40–0x4F (channel
  * numbers 0x4000–0x4FFF, RFC 8656 §12) and at least the 4-byte header.
+ *
+ * @example
+ * ```ts
+ * import { decodeChannelData, isChannelData } from 'peerlink'
+ *
+ * if (isChannelData(datagram)) {
+ *   const { channel, data } = decodeChannelData(datagram)   // may still throw StunMalformedError
+ * }
+ * ```
  */
 export function isChannelData(data: Uint8Array): boolean {
   if (!(data instanceof Uint8Array) || data.length < 4) return false

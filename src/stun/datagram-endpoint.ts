@@ -25,6 +25,8 @@ export type DatagramListener = (data: Uint8Array, from: DatagramSource) => void
  *
  * @example
  * ```ts
+ * import { createUdxEndpoint } from 'peerlink'
+ *
  * // a udx-native socket (non-stream datagrams arrive as 'message' events)
  * const endpoint = createUdxEndpoint(udxSocket)
  * ```
@@ -46,6 +48,17 @@ function familyName(family: string | number): 'IPv4' | 'IPv6' {
  * Wraps a bound `node:dgram` socket. Send errors are ignored (a lost datagram is what
  * retransmission is for); sending on a closed socket throws, which the transaction
  * manager reports as `SocketClosedError`.
+ *
+ * @example
+ * ```ts
+ * import dgram from 'node:dgram'
+ * import { createDgramEndpoint, stunBinding } from 'peerlink'
+ *
+ * const socket = dgram.createSocket('udp4')
+ * socket.bind(0)
+ * const { mapped } = await stunBinding({ endpoint: createDgramEndpoint(socket), server: { host: 'stun.example.com', port: 3478 } })
+ * socket.close()
+ * ```
  */
 export function createDgramEndpoint(socket: DgramSocket): DatagramEndpoint {
   if (socket === null || typeof socket !== 'object' || typeof socket.send !== 'function') {
@@ -88,7 +101,20 @@ export interface UdxLikeSocket {
   address(): { host: string; port: number; family: number } | null
 }
 
-/** Wraps a udx-native socket (or anything shaped like {@link UdxLikeSocket}). */
+/**
+ * Wraps a udx-native socket (or anything shaped like {@link UdxLikeSocket}).
+ *
+ * @example
+ * ```ts
+ * import UDX from 'udx-native'
+ * import { createUdxEndpoint, stunBinding } from 'peerlink'
+ *
+ * const socket = new UDX().createSocket()
+ * socket.bind(0, '0.0.0.0')
+ * const { mapped } = await stunBinding({ endpoint: createUdxEndpoint(socket), server: { host: '192.0.2.1', port: 3478 } })
+ * await socket.close()
+ * ```
+ */
 export function createUdxEndpoint(socket: UdxLikeSocket): DatagramEndpoint {
   if (socket === null || typeof socket !== 'object' || typeof socket.trySend !== 'function') {
     throw new InvalidArgumentError('createUdxEndpoint needs a udx-native socket')

@@ -17,7 +17,16 @@ const CRC_TABLE = (() => {
   return table
 })()
 
-/** CRC-32 (ISO-HDLC, the one of zlib and Ethernet) of `data`. */
+/**
+ * CRC-32 (ISO-HDLC, the one of zlib and Ethernet) of `data`.
+ *
+ * @example
+ * ```ts
+ * import { crc32 } from 'peerlink'
+ *
+ * crc32(new TextEncoder().encode('123456789')).toString(16)   // 'cbf43926', the standard check value
+ * ```
+ */
 export function crc32(data: Uint8Array): number {
   let crc = 0xffffffff
   for (let i = 0; i < data.length; i++) {
@@ -29,6 +38,16 @@ export function crc32(data: Uint8Array): number {
 /**
  * The FINGERPRINT value for the message bytes preceding the attribute (whose header
  * length must already count the FINGERPRINT attribute). RFC 8489 §14.7.
+ *
+ * @example
+ * ```ts
+ * import { computeFingerprint, createStunRequest, decodeStunMessage, encodeStunMessage, getAttribute } from 'peerlink'
+ *
+ * const bytes = encodeStunMessage(createStunRequest('binding'), { fingerprint: true })
+ * const message = decodeStunMessage(bytes)
+ * const prefix = bytes.slice(0, message.fingerprintOffset)   // its length field already counts FINGERPRINT
+ * console.log(computeFingerprint(prefix) === getAttribute(message, 'fingerprint')?.value)   // true
+ * ```
  */
 export function computeFingerprint(messagePrefix: Uint8Array): number {
   return (crc32(messagePrefix) ^ STUN_FINGERPRINT_XOR) >>> 0
@@ -37,6 +56,15 @@ export function computeFingerprint(messagePrefix: Uint8Array): number {
 /**
  * Whether a decoded message has a FINGERPRINT attribute and it matches the bytes as
  * received. (`decodeStunMessage` already checks it unless told not to.)
+ *
+ * @example
+ * ```ts
+ * import { decodeStunMessage, verifyFingerprint } from 'peerlink'
+ *
+ * // ICE requires FINGERPRINT: decode without throwing, then insist on a matching one.
+ * const message = decodeStunMessage(datagram, { checkFingerprint: false })
+ * if (!verifyFingerprint(message)) throw new Error('not an ICE connectivity check')
+ * ```
  */
 export function verifyFingerprint(message: DecodedStunMessage): boolean {
   const at = message.fingerprintOffset

@@ -24,7 +24,17 @@ export type StunMethod =
 /** STUN message classes (RFC 8489 §5). */
 export type StunClass = 'request' | 'indication' | 'success' | 'error'
 
-/** Method code of each {@link StunMethod} (IANA "STUN Methods" registry). */
+/**
+ * Method code of each {@link StunMethod} (IANA "STUN Methods" registry).
+ *
+ * @example
+ * ```ts
+ * import { STUN_METHOD_CODES } from 'peerlink'
+ *
+ * console.log(STUN_METHOD_CODES.binding)              // 0x001
+ * console.log(STUN_METHOD_CODES['channel-bind'])      // 0x009 (TURN, RFC 8656)
+ * ```
+ */
 export const STUN_METHOD_CODES: Readonly<Record<StunMethod, number>> = {
   binding: 0x001,
   allocate: 0x003,
@@ -64,6 +74,15 @@ export interface StunMessageType {
  *
  * RFC 8489 §5: the class bits C1 C0 sit at bit positions 8 and 4; the method bits fill
  * the rest (M0–M3 at 0–3, M4–M6 at 5–7, M7–M11 at 9–13).
+ *
+ * @example
+ * ```ts
+ * import { encodeMessageType } from 'peerlink'
+ *
+ * encodeMessageType('binding', 'request')    // 0x0001
+ * encodeMessageType('binding', 'success')    // 0x0101
+ * encodeMessageType('allocate', 'error')     // 0x0113
+ * ```
  */
 export function encodeMessageType(method: StunMethod, cls: StunClass): number {
   const m = STUN_METHOD_CODES[method]
@@ -71,12 +90,33 @@ export function encodeMessageType(method: StunMethod, cls: StunClass): number {
   return (m & 0x000f) | ((m & 0x0070) << 1) | ((m & 0x0f80) << 2) | ((c & 0b01) << 4) | ((c & 0b10) << 7)
 }
 
-/** Extracts the 12-bit method code from a 16-bit message type field. */
+/**
+ * Extracts the 12-bit method code from a 16-bit message type field.
+ *
+ * @example
+ * ```ts
+ * import { methodCodeOf } from 'peerlink'
+ *
+ * methodCodeOf(0x0003)   // 3: Allocate request
+ * methodCodeOf(0x0113)   // 3: Allocate error response (the class bits are dropped)
+ * ```
+ */
 export function methodCodeOf(type: number): number {
   return (type & 0x000f) | ((type & 0x00e0) >> 1) | ((type & 0x3e00) >> 2)
 }
 
-/** Extracts the class from a 16-bit message type field. */
+/**
+ * Extracts the class from a 16-bit message type field.
+ *
+ * @example
+ * ```ts
+ * import { classOf } from 'peerlink'
+ *
+ * classOf(0x0001)   // 'request'
+ * classOf(0x0101)   // 'success'
+ * classOf(0x0111)   // 'error'
+ * ```
+ */
 export function classOf(type: number): StunClass {
   return CLASS_BY_BITS[((type >> 4) & 0b01) | ((type >> 7) & 0b10)] as StunClass
 }
@@ -84,6 +124,14 @@ export function classOf(type: number): StunClass {
 /**
  * Decodes a 16-bit message type field, or returns `undefined` when the top two bits
  * are set or the method is not one peerlink knows.
+ *
+ * @example
+ * ```ts
+ * import { decodeMessageType } from 'peerlink'
+ *
+ * decodeMessageType(0x0101)   // { method: 'binding', class: 'success' }
+ * decodeMessageType(0x0ff1)   // undefined: a method peerlink does not know
+ * ```
  */
 export function decodeMessageType(type: number): StunMessageType | undefined {
   if ((type & 0xc000) !== 0) return undefined

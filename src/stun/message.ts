@@ -97,12 +97,33 @@ export interface DecodeStunOptions {
   checkFingerprint?: boolean
 }
 
-/** Returns a new random 12-byte transaction ID (RFC 8489 §5: cryptographically random). */
+/**
+ * Returns a new random 12-byte transaction ID (RFC 8489 §5: cryptographically random).
+ *
+ * @example
+ * ```ts
+ * import { createTransactionId } from 'peerlink'
+ *
+ * const transactionId = createTransactionId()   // 12 cryptographically random bytes
+ * const request = { method: 'binding' as const, class: 'request' as const, transactionId, attributes: [] }
+ * ```
+ */
 export function createTransactionId(): Uint8Array {
   return new Uint8Array(randomBytes(STUN_TRANSACTION_ID_LENGTH))
 }
 
-/** Returns the first attribute of `type`, or `undefined`. */
+/**
+ * Returns the first attribute of `type`, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { decodeStunMessage, getAttribute } from 'peerlink'
+ *
+ * const message = decodeStunMessage(datagram)
+ * const mapped = getAttribute(message, 'xor-mapped-address')?.value   // TransportAddress | undefined
+ * const software = getAttribute(message, 'software')?.value           // string | undefined
+ * ```
+ */
 export function getAttribute<T extends StunAttributeType>(
   message: Pick<StunMessage, 'attributes'>,
   type: T,
@@ -110,7 +131,18 @@ export function getAttribute<T extends StunAttributeType>(
   return message.attributes.find((a): a is StunAttributeOf<T> => a.type === type)
 }
 
-/** Returns every attribute of `type`, in order. */
+/**
+ * Returns every attribute of `type`, in order.
+ *
+ * @example
+ * ```ts
+ * import { decodeStunMessage, getAttributes } from 'peerlink'
+ *
+ * const response = decodeStunMessage(datagram)
+ * // An Allocate with ADDITIONAL-ADDRESS-FAMILY answers with one XOR-RELAYED-ADDRESS per family.
+ * const relayed = getAttributes(response, 'xor-relayed-address').map((a) => a.value)
+ * ```
+ */
 export function getAttributes<T extends StunAttributeType>(
   message: Pick<StunMessage, 'attributes'>,
   type: T,
@@ -143,6 +175,18 @@ function checkMessageShape(message: StunMessage): void {
  * is also set, which is an error.
  *
  * @throws InvalidArgumentError on a value that cannot be encoded or a message over 64 KiB.
+ *
+ * @example
+ * ```ts
+ * import { createStunRequest, encodeStunMessage, shortTermKey } from 'peerlink'
+ *
+ * const request = createStunRequest('binding', [
+ *   { type: 'username', value: 'remoteUfrag:localUfrag' },
+ *   { type: 'priority', value: 0x6e0001ff },
+ * ])
+ * const bytes = encodeStunMessage(request, { integrity: shortTermKey('remotePassword'), fingerprint: true })
+ * socket.send(bytes, 3478, '192.0.2.1')
+ * ```
  */
 export function encodeStunMessage(message: StunMessage, options: EncodeStunOptions = {}): Uint8Array {
   checkMessageShape(message)
@@ -224,6 +268,17 @@ export function encodeStunMessage(message: StunMessage, options: EncodeStunOptio
  *
  * @throws StunMalformedError if `data` is not a well-formed STUN message.
  * @throws StunFingerprintError if FINGERPRINT is present and does not match.
+ *
+ * @example
+ * ```ts
+ * import { decodeStunMessage, getAttribute, isStunMessage } from 'peerlink'
+ *
+ * socket.on('message', (datagram) => {
+ *   if (!isStunMessage(datagram)) return
+ *   const message = decodeStunMessage(datagram)   // throws StunMalformedError / StunFingerprintError
+ *   console.log(message.method, message.class, getAttribute(message, 'xor-mapped-address')?.value)
+ * })
+ * ```
  */
 export function decodeStunMessage(data: Uint8Array, options: DecodeStunOptions = {}): DecodedStunMessage {
   if (!(data instanceof Uint8Array)) throw new StunMalformedError('STUN input must be a Uint8Array')
@@ -290,7 +345,17 @@ export function decodeStunMessage(data: Uint8Array, options: DecodeStunOptions =
   return result
 }
 
-/** A request message with a fresh random transaction ID. */
+/**
+ * A request message with a fresh random transaction ID.
+ *
+ * @example
+ * ```ts
+ * import { createStunRequest, encodeStunMessage } from 'peerlink'
+ *
+ * const request = createStunRequest('binding', [{ type: 'software', value: 'myapp 1.0' }])
+ * const bytes = encodeStunMessage(request, { fingerprint: true })
+ * ```
+ */
 export function createStunRequest(method: StunMethod, attributes: StunAttribute[] = []): StunMessage {
   return { method, class: 'request', transactionId: createTransactionId(), attributes }
 }

@@ -109,6 +109,18 @@ function localHosts(endpoint: DatagramEndpoint, explicit: string[] | undefined):
  * @throws NatDiscoveryUnsupportedError (rejects) if the server sends no OTHER-ADDRESS, or
  * one with the same IP as its primary address.
  * @throws StunTimeoutError (rejects) if the primary address does not answer at all.
+ *
+ * @example
+ * ```ts
+ * import dgram from 'node:dgram'
+ * import { createDgramEndpoint, discoverNatBehavior } from 'peerlink'
+ *
+ * const socket = dgram.createSocket('udp4')
+ * socket.bind(0)
+ * const nat = await discoverNatBehavior({ endpoint: createDgramEndpoint(socket), server: { host: 'stun.example.com', port: 3478 } })
+ * console.log(nat.mapped, nat.mapping, nat.filtering)   // e.g. 'endpoint-independent', 'address-and-port-dependent'
+ * socket.close()
+ * ```
  */
 export function discoverNatBehavior(options: NatBehaviorDiscoveryOptions): Promise<NatBehaviorResult> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('discoverNatBehavior needs options')

@@ -27,6 +27,20 @@ export interface StreamFrame {
  * `undefined` until the 4 bytes that carry the length are buffered.
  *
  * @throws StunMalformedError if the stream is neither (it cannot be resynchronised).
+ *
+ * @example
+ * ```ts
+ * import { streamFrameLength } from 'peerlink'
+ *
+ * let buffered = Buffer.alloc(0)
+ * tcpSocket.on('data', (chunk: Buffer) => {
+ *   buffered = Buffer.concat([buffered, chunk])
+ *   for (let frame = streamFrameLength(buffered); frame && buffered.length >= frame.length; frame = streamFrameLength(buffered)) {
+ *     handle(frame.kind, buffered.subarray(0, frame.length))   // 'stun' | 'channel-data'
+ *     buffered = buffered.subarray(frame.length)
+ *   }
+ * })
+ * ```
  */
 export function streamFrameLength(buffered: Uint8Array, options?: ChannelDataFramingOptions): StreamFrame | undefined {
   if (buffered.length < 4) return undefined

@@ -20,6 +20,19 @@ export interface StunClientOptions extends StunRetransmitOptions {}
  * Sends STUN requests through an endpoint and settles them from the responses the
  * endpoint receives. Datagrams that are not STUN, do not decode, or match no
  * transaction are ignored (other listeners of the endpoint still see them).
+ *
+ * @example
+ * ```ts
+ * import dgram from 'node:dgram'
+ * import { StunClient, createDgramEndpoint, createStunRequest, getAttribute } from 'peerlink'
+ *
+ * const socket = dgram.createSocket('udp4')
+ * socket.bind(0)
+ * const client = new StunClient(createDgramEndpoint(socket), { rto: 250 })
+ * const response = await client.request(createStunRequest('binding'), { host: '192.0.2.1', port: 3478 })
+ * console.log(getAttribute(response, 'xor-mapped-address')?.value, `${response.rtt} ms`)
+ * client.close(); socket.close()
+ * ```
  */
 export class StunClient {
   /** The transaction manager (for callers that feed responses from elsewhere too). */

@@ -131,6 +131,8 @@ export function checkRetransmit(o: StunRetransmitOptions, where: string): void {
  *
  * @example
  * ```ts
+ * import { StunTransactionManager, createStunRequest, decodeStunMessage, isStunMessage } from 'peerlink'
+ *
  * const tm = new StunTransactionManager({ send: (d, port, host) => socket.send(d, port, host) })
  * socket.on('message', (buf, rinfo) => {
  *   if (isStunMessage(buf)) tm.handleResponse(decodeStunMessage(buf), { host: rinfo.address, port: rinfo.port })

@@ -43,7 +43,17 @@ export interface AssertNoNewResourcesOptions {
   ignore?: readonly string[]
 }
 
-/** Record the active resources right now. */
+/**
+ * Record the active resources right now.
+ *
+ * @example
+ * ```ts
+ * import { snapshotActiveResources } from 'peerlink/testing'
+ *
+ * const before = snapshotActiveResources()
+ * console.log(before.counts)   // e.g. { TTYWrap: 2, Timeout: 1 }
+ * ```
+ */
 export function snapshotActiveResources(): ResourceSnapshot {
   const counts: Record<string, number> = {}
   for (const type of process.getActiveResourcesInfo()) counts[type] = (counts[type] ?? 0) + 1
@@ -53,6 +63,17 @@ export function snapshotActiveResources(): ResourceSnapshot {
 /**
  * Resource types of which `after` holds more than `before`, with how many more.
  * An empty object means nothing new.
+ *
+ * @example
+ * ```ts
+ * import { diffActiveResources, snapshotActiveResources } from 'peerlink/testing'
+ * import dgram from 'node:dgram'
+ *
+ * const before = snapshotActiveResources()
+ * const socket = dgram.createSocket('udp4')
+ * console.log(diffActiveResources(before))   // { UDPWrap: 1 }
+ * socket.close()
+ * ```
  */
 export function diffActiveResources(
   before: ResourceSnapshot,
@@ -70,6 +91,16 @@ export function diffActiveResources(
  * Wait until no resource types beyond `before` remain active (ignoring `options.ignore`),
  * polling every 10 ms; rejects with an `AssertionError` naming the leftovers after
  * `options.timeout`.
+ *
+ * @example
+ * ```ts
+ * import { afterEach, beforeEach } from 'vitest'
+ * import { assertNoNewResources, snapshotActiveResources, type ResourceSnapshot } from 'peerlink/testing'
+ *
+ * let before: ResourceSnapshot
+ * beforeEach(() => { before = snapshotActiveResources() })
+ * afterEach(() => assertNoNewResources(before, { timeout: 2_000, ignore: ['TTYWrap'] }))   // names what a test left open
+ * ```
  */
 export async function assertNoNewResources(
   before: ResourceSnapshot,

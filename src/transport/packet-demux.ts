@@ -35,6 +35,8 @@ export const CHANNEL_DATA_HEADER_LENGTH = 4
  *
  * @example
  * ```ts
+ * import { classifyDatagram } from 'peerlink'
+ *
  * classifyDatagram(Buffer.from('4000000161', 'hex')) // 'channel-data'
  * ```
  */

@@ -15,6 +15,8 @@ import type { PeerSocket } from './peer-socket.js'
  *
  * @example
  * ```ts
+ * import { PeerSocket, stunBinding } from 'peerlink'
+ *
  * const socket = await PeerSocket.bind()
  * const { mapped } = await stunBinding({ endpoint: peerSocketEndpoint(socket), server })
  * ```

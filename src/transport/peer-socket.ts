@@ -19,6 +19,14 @@ import { classifyDatagram } from './packet-demux.js'
 /**
  * Largest datagram udx-native can hand to JavaScript: it truncates longer datagrams to
  * 2048 bytes without telling (measured with udx-native 1.21).
+ *
+ * @example
+ * ```ts
+ * import { MAX_DELIVERABLE_DATAGRAM, PeerSocket } from 'peerlink'
+ *
+ * // Drop anything over 1500 bytes (the default, and the most, is MAX_DELIVERABLE_DATAGRAM = 2048).
+ * const socket = await PeerSocket.bind({ host: '127.0.0.1', maxDatagramSize: Math.min(1500, MAX_DELIVERABLE_DATAGRAM) })
+ * ```
  */
 export const MAX_DELIVERABLE_DATAGRAM = 2048
 
@@ -98,6 +106,8 @@ let createPeerSocket: (
  *
  * @example
  * ```ts
+ * import { PeerSocket } from 'peerlink'
+ *
  * const socket = await PeerSocket.bind({ host: '127.0.0.1' })
  * const off = socket.onStun((msg, from) => console.log('STUN from', from.host, from.port))
  * await socket.send(request, 3478, '192.0.2.1')

@@ -20,7 +20,24 @@ export interface ExposedPort {
   host?: string
 }
 
-/** Options of {@link TunnelClient}. */
+/**
+ * Options of {@link TunnelClient}.
+ *
+ * @example
+ * ```ts
+ * import { TunnelClient, loadOrCreateIdentity } from 'peerlink'
+ *
+ * const tunnel = new TunnelClient({
+ *   servers: ['wss://tunnel-1.example.com:8443', 'wss://tunnel-2.example.com:8443'],   // tried in order
+ *   ports: [8080, { port: 5432, host: '10.0.0.12' }],   // a local web app, and a database on the LAN
+ *   http: 8080,                                          // NAME.<domain> leads to port 8080
+ *   name: 'kitchen',
+ *   identity: await loadOrCreateIdentity('./device.key'),   // or token: '…'
+ *   maxDelayMs: 60_000,                                  // reconnect backoff
+ * })
+ * tunnel.start()
+ * ```
+ */
 export interface TunnelClientOptions extends BackoffOptions {
   /**
    * Tunnel servers, `ws://HOST:PORT` or `wss://HOST:PORT[#CERT_HASH]` (or parsed specs),

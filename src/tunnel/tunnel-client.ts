@@ -70,6 +70,8 @@ interface Session {
  *
  * @example
  * ```ts
+ * import { TunnelClient } from 'peerlink'
+ *
  * const tunnel = new TunnelClient({ servers: 'wss://tunnel.example.com:8443#weOs…', ports: [8080, 22], name: 'kitchen', token })
  * tunnel.on('connected', (e) => console.log(e.httpUrl, e.ports))
  * tunnel.start()
@@ -387,6 +389,19 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
  * @throws `TunnelAuthError`, `TunnelNameTakenError`, `TunnelProtocolError` (rejects) when the server refuses.
  * @throws `ConnectFailedError`, `TunnelUnavailableError`, … (rejects) when every server failed once; the client is closed.
  * @throws `AbortError` (rejects) when `options.signal` fires first.
+ *
+ * @example
+ * ```ts
+ * import { exposeServices } from 'peerlink'
+ *
+ * const tunnel = await exposeServices({
+ *   servers: 'wss://tunnel.example.com:8443#weOsoMPwj976xqxRvLElsbb-gijWWn0netOtgPflZnk',
+ *   ports: [8080, { port: 22, host: '192.168.1.20' }],
+ *   name: 'kitchen',
+ *   token: process.env.TUNNEL_TOKEN,
+ * })
+ * console.log(tunnel.endpoints?.httpUrl)   // e.g. https://kitchen.tunnel.example.com/
+ * ```
  */
 export async function exposeServices(options: TunnelClientOptions): Promise<TunnelClient> {
   const client = new TunnelClient(options)

@@ -19,7 +19,17 @@ import { isIP } from 'node:net'
 import { TunnelProtocolError } from '../errors.js'
 import { isTunnelName } from './tunnel-name.js'
 
-/** The protocol version this code speaks (in `challenge` and `hello`, and in the URL paths). */
+/**
+ * The protocol version this code speaks (in `challenge` and `hello`, and in the URL paths).
+ *
+ * @example
+ * ```ts
+ * import { TUNNEL_PROTOCOL_VERSION, decodeTunnelServerMessage } from 'peerlink'
+ *
+ * const challenge = decodeTunnelServerMessage(frame)
+ * if (challenge.type === 'challenge' && challenge.version !== TUNNEL_PROTOCOL_VERSION) throw new Error('unsupported tunnel server')
+ * ```
+ */
 export const TUNNEL_PROTOCOL_VERSION = 1
 /** Bytes in the server's challenge nonce. */
 export const TUNNEL_NONCE_BYTES = 32
@@ -33,7 +43,18 @@ export const TUNNEL_MAX_PORTS = 64
 export const TUNNEL_MAX_TOKEN_LENGTH = 512
 /** Longest human-readable text (error messages), in characters. */
 export const TUNNEL_MAX_TEXT = 256
-/** Largest control message the protocol defines, in bytes (a server may allow less). */
+/**
+ * Largest control message the protocol defines, in bytes (a server may allow less).
+ *
+ * @example
+ * ```ts
+ * import WebSocket from 'ws'
+ * import { TUNNEL_MAX_MESSAGE_BYTES } from 'peerlink'
+ *
+ * // No control message is ever larger.
+ * const control = new WebSocket('wss://tunnel.example.com:8443/v1/control', { maxPayload: TUNNEL_MAX_MESSAGE_BYTES })
+ * ```
+ */
 export const TUNNEL_MAX_MESSAGE_BYTES = 16384
 /** The text frame that ends one direction of a transfer WebSocket (a TCP FIN). */
 export const TRANSFER_END = 'end'
@@ -61,7 +82,17 @@ export type TunnelErrorReason =
   | 'name-taken'
   | 'replaced'
   | 'unavailable'
-/** Every {@link TunnelErrorReason}. */
+/**
+ * Every {@link TunnelErrorReason}.
+ *
+ * @example
+ * ```ts
+ * import { TUNNEL_ERROR_REASONS, type TunnelErrorReason } from 'peerlink'
+ *
+ * const isErrorReason = (value: string): value is TunnelErrorReason =>
+ *   (TUNNEL_ERROR_REASONS as readonly string[]).includes(value)   // 'auth', 'name-taken', 'limit', …
+ * ```
+ */
 export const TUNNEL_ERROR_REASONS: readonly TunnelErrorReason[] = Object.freeze([
   'protocol',
   'too-large',
@@ -76,7 +107,17 @@ export const TUNNEL_ERROR_REASONS: readonly TunnelErrorReason[] = Object.freeze(
 
 /** Why a device could not take a connection (`reject.reason`). */
 export type TunnelRejectReason = 'refused' | 'unreachable' | 'limit'
-/** Every {@link TunnelRejectReason}. */
+/**
+ * Every {@link TunnelRejectReason}.
+ *
+ * @example
+ * ```ts
+ * import { TUNNEL_REJECT_REASONS, encodeTunnelClientMessage } from 'peerlink'
+ *
+ * console.log(TUNNEL_REJECT_REASONS)   // ['refused', 'unreachable', 'limit']
+ * control.send(encodeTunnelClientMessage({ type: 'reject', id: connection.id, reason: 'unreachable' }))
+ * ```
+ */
 export const TUNNEL_REJECT_REASONS: readonly TunnelRejectReason[] = Object.freeze(['refused', 'unreachable', 'limit'])
 
 /** A network address as it travels: an IP address and a port. */
@@ -195,12 +236,30 @@ export type TunnelServerMessage = TunnelChallengeMessage | TunnelWelcomeMessage 
 // One encoder and one decoder per process; `encode` returns a copy, never a view of a shared buffer.
 const encoder = new Encoder({ ignoreUndefined: true })
 
-/** Encodes a device message (fields set to `undefined` are left out). */
+/**
+ * Encodes a device message (fields set to `undefined` are left out).
+ *
+ * @example
+ * ```ts
+ * import { TUNNEL_PROTOCOL_VERSION, encodeTunnelClientMessage } from 'peerlink'
+ *
+ * control.send(encodeTunnelClientMessage({ type: 'hello', version: TUNNEL_PROTOCOL_VERSION, ports: [8080, 22], name: 'kitchen', token }))
+ * ```
+ */
 export function encodeTunnelClientMessage(message: TunnelClientMessage): Uint8Array {
   return encoder.encode(message)
 }
 
-/** Encodes a server message (fields set to `undefined` are left out). */
+/**
+ * Encodes a server message (fields set to `undefined` are left out).
+ *
+ * @example
+ * ```ts
+ * import { encodeTunnelServerMessage } from 'peerlink'
+ *
+ * ws.send(encodeTunnelServerMessage({ type: 'error', code: 'name-taken', message: 'kitchen is held by another device' }))
+ * ```
+ */
 export function encodeTunnelServerMessage(message: TunnelServerMessage): Uint8Array {
   return encoder.encode(message)
 }
@@ -221,6 +280,16 @@ type WireObject = Record<string, unknown>
  * Decodes and validates a message sent by a device.
  *
  * @throws {@link TunnelProtocolError} for anything that is not exactly a valid v1 device message.
+ *
+ * @example
+ * ```ts
+ * import { decodeTunnelClientMessage } from 'peerlink'
+ *
+ * ws.on('message', (data: Buffer) => {
+ *   const message = decodeTunnelClientMessage(data)   // throws TunnelProtocolError if malformed
+ *   if (message.type === 'hello') console.log('device wants ports', message.ports)
+ * })
+ * ```
  */
 export function decodeTunnelClientMessage(data: Uint8Array): TunnelClientMessage {
   const o = decodeMap(data)
@@ -266,6 +335,17 @@ export function decodeTunnelClientMessage(data: Uint8Array): TunnelClientMessage
  * Decodes and validates a message sent by a server.
  *
  * @throws {@link TunnelProtocolError} for anything that is not exactly a valid v1 server message.
+ *
+ * @example
+ * ```ts
+ * import { decodeTunnelServerMessage } from 'peerlink'
+ *
+ * control.on('message', (data: Buffer) => {
+ *   const message = decodeTunnelServerMessage(data)
+ *   if (message.type === 'welcome') console.log(message.httpUrl, message.ports)   // [{ local: 8080, public: 40001 }]
+ *   if (message.type === 'connection') console.log('connection from', message.remote.host)
+ * })
+ * ```
  */
 export function decodeTunnelServerMessage(data: Uint8Array): TunnelServerMessage {
   const o = decodeMap(data)

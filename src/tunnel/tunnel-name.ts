@@ -8,12 +8,33 @@
 import { randomBytes } from 'node:crypto'
 import { InvalidArgumentError } from '../errors.js'
 
-/** Longest tunnel name (a DNS label, RFC 1035 §2.3.4). */
+/**
+ * Longest tunnel name (a DNS label, RFC 1035 §2.3.4).
+ *
+ * @example
+ * ```ts
+ * import { hostname } from 'node:os'
+ * import { TUNNEL_NAME_MAX_LENGTH } from 'peerlink'
+ *
+ * const name = hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').slice(0, TUNNEL_NAME_MAX_LENGTH)
+ * ```
+ */
 export const TUNNEL_NAME_MAX_LENGTH = 63
 
 const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 
-/** True when `value` is a valid tunnel name (one lower-case DNS label). */
+/**
+ * True when `value` is a valid tunnel name (one lower-case DNS label).
+ *
+ * @example
+ * ```ts
+ * import { isTunnelName } from 'peerlink'
+ *
+ * isTunnelName('kitchen-pi')   // true
+ * isTunnelName('Kitchen')      // false: lower case only
+ * isTunnelName('-pi')          // false: no leading "-"
+ * ```
+ */
 export function isTunnelName(value: unknown): value is string {
   return typeof value === 'string' && LABEL.test(value)
 }
@@ -22,6 +43,14 @@ export function isTunnelName(value: unknown): value is string {
  * Checks a name a user asked for and returns it in lower case.
  *
  * @throws {@link InvalidArgumentError} when it is not one DNS label.
+ *
+ * @example
+ * ```ts
+ * import { normalizeTunnelName } from 'peerlink'
+ *
+ * normalizeTunnelName('Kitchen-Pi')   // 'kitchen-pi'
+ * normalizeTunnelName('my.device')    // throws InvalidArgumentError: not one DNS label
+ * ```
  */
 export function normalizeTunnelName(name: string): string {
   const lower = typeof name === 'string' ? name.toLowerCase() : name

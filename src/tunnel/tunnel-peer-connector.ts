@@ -65,6 +65,15 @@ export interface OpenTunnelPeerStreamOptions {
  * @throws {@link TunnelPeerNotFoundError} (rejects) when no peer listens under `peerId` there.
  * @throws {@link TunnelUnavailableError}, {@link TunnelLimitError}, {@link TunnelProtocolError}, `ConnectFailedError`, `CertificatePinMismatchError` (rejects) for the other failures.
  * @throws {@link AbortError} (rejects) when `signal` fires first.
+ *
+ * @example
+ * ```ts
+ * import { openTunnelPeerStream, secureTunnelStream } from 'peerlink'
+ *
+ * const raw = await openTunnelPeerStream({ server: 'wss://tunnel.example.com:8443', peerId: remotePeerId, from: identity.peerId })
+ * // Not safe yet: only the verified handshake makes it so.
+ * const conn = await secureTunnelStream({ stream: raw, isInitiator: true, keyPair: identity.keyPair, expectedPeerId: remotePeerId })
+ * ```
  */
 export async function openTunnelPeerStream(options: OpenTunnelPeerStreamOptions): Promise<WebSocketDuplex> {
   const spec = typeof options.server === 'string' ? parseTunnelSpec(options.server) : options.server
@@ -212,6 +221,8 @@ export interface ConnectTunnelPeerOptions {
  *
  * @example
  * ```ts
+ * import { TunnelPeerConnector } from 'peerlink'
+ *
  * const connector = new TunnelPeerConnector({ servers: 'wss://tunnel.example.com:8443#weOs…', identity })
  * const conn = await connector.connectPeer('12D3KooW…')   // verified: conn.remotePeerId
  * ```

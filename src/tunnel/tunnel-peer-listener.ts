@@ -127,6 +127,19 @@ type Registered = Pick<Session, 'welcome' | 'attach'>
 /**
  * A listening peer on the tunnel (see the module notes). Create it and
  * {@link TunnelPeerListener.start} it, or use {@link listenTunnelPeer}.
+ *
+ * @example
+ * ```ts
+ * import { TunnelPeerListener, loadOrCreateIdentity } from 'peerlink'
+ *
+ * const listener = new TunnelPeerListener({
+ *   servers: 'wss://tunnel.example.com:8443',
+ *   identity: await loadOrCreateIdentity('./peer.key'),
+ *   accept: (request) => allowed.has(request.from),   // refuse others before any handshake
+ * })
+ * listener.on('connection', (conn, request) => conn.pipe(conn))   // verified: conn.remotePeerId === request.from
+ * listener.start()
+ * ```
  */
 export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
   readonly #specs: TunnelServerSpec[]
@@ -461,6 +474,15 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
  * @throws `TunnelAuthError`, `TunnelProtocolError` (rejects) when the server refuses.
  * @throws `ConnectFailedError`, `TunnelUnavailableError`, … (rejects) when every server failed once; the listener is closed.
  * @throws {@link AbortError} (rejects) when `options.signal` fires first.
+ *
+ * @example
+ * ```ts
+ * import { listenTunnelPeer, loadOrCreateIdentity } from 'peerlink'
+ *
+ * const listener = await listenTunnelPeer({ servers: 'wss://tunnel.example.com:8443', identity: await loadOrCreateIdentity('./peer.key') })
+ * listener.on('connection', (conn) => conn.end(`hello ${conn.remotePeerId}\n`))
+ * process.once('SIGINT', () => listener.close())
+ * ```
  */
 export async function listenTunnelPeer(options: TunnelPeerListenerOptions): Promise<TunnelPeerListener> {
   const listener = new TunnelPeerListener(options)

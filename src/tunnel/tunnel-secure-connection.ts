@@ -73,6 +73,16 @@ let create: (secret: NoiseSecretStream, raw: Duplex) => TunnelSecureConnection
 /**
  * An encrypted, identity-verified byte stream over the tunnel (a Node `Duplex` with
  * half-close). Created only by {@link secureTunnelStream}.
+ *
+ * @example
+ * ```ts
+ * import { secureTunnelStream } from 'peerlink'
+ *
+ * const conn = await secureTunnelStream({ stream: raw, isInitiator: true, keyPair: identity.keyPair, expectedPeerId: remotePeerId })
+ * console.log(conn.remotePeerId === remotePeerId)   // true: proved by the handshake
+ * conn.write('hello')
+ * await conn.close({ timeout: 2_000 })
+ * ```
  */
 export class TunnelSecureConnection extends Duplex {
   /** The remote's Ed25519 public key (equal to the expected one). */
@@ -223,6 +233,18 @@ export class TunnelSecureConnection extends Duplex {
  * @throws {@link HandshakeFailedError} (rejects) for corrupt handshake data.
  * @throws {@link HandshakeTimeoutError} (rejects) after `handshakeTimeout`.
  * @throws {@link AbortError} (rejects) when `signal` fires first.
+ *
+ * @example
+ * ```ts
+ * import { PeerIdentityMismatchError, secureTunnelStream } from 'peerlink'
+ *
+ * try {
+ *   const conn = await secureTunnelStream({ stream: raw, isInitiator: false, keyPair: identity.keyPair, expectedPeerId: request.from, handshakeTimeout: 5_000 })
+ *   conn.pipe(conn)
+ * } catch (err) {
+ *   if (err instanceof PeerIdentityMismatchError) console.warn('impostor refused')
+ * }
+ * ```
  */
 export function secureTunnelStream(options: SecureTunnelStreamOptions): Promise<TunnelSecureConnection> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')

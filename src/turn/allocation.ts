@@ -11,10 +11,31 @@ import type { StunAttribute } from '../stun/attribute.js'
 import { getAttribute, getAttributes } from '../stun/message.js'
 import type { StunMessage } from '../stun/message.js'
 
-/** RFC 8656 §18.11 / IANA protocol number of UDP: the only relay transport this client asks for. */
+/**
+ * RFC 8656 §18.11 / IANA protocol number of UDP: the only relay transport this client asks for.
+ *
+ * @example
+ * ```ts
+ * import { REQUESTED_TRANSPORT_UDP, createStunRequest } from 'peerlink'
+ *
+ * // The attribute every Allocate request carries (RFC 8656 §7.1): relay UDP.
+ * const allocate = createStunRequest('allocate', [{ type: 'requested-transport', value: REQUESTED_TRANSPORT_UDP }])
+ * ```
+ */
 export const REQUESTED_TRANSPORT_UDP = 17
 
-/** RFC 8656 §3: an allocation lives 10 minutes unless refreshed (used when a response omits LIFETIME). */
+/**
+ * RFC 8656 §3: an allocation lives 10 minutes unless refreshed (used when a response omits LIFETIME).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_ALLOCATION_LIFETIME, TurnClient } from 'peerlink'
+ *
+ * const client = await TurnClient.connect({ server: 'turn:turn.example.com:3478?transport=tcp', credentials })
+ * // Ask for half an hour; a server that omits LIFETIME grants DEFAULT_ALLOCATION_LIFETIME (600 s).
+ * const { lifetime } = await client.allocate({ lifetime: 3 * DEFAULT_ALLOCATION_LIFETIME })
+ * ```
+ */
 export const DEFAULT_ALLOCATION_LIFETIME = 600
 
 /** Options of `TurnClient.allocate`. */

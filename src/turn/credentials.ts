@@ -67,6 +67,8 @@ export function checkTurnCredentials(credentials: TurnCredentials): void {
  *
  * @example
  * ```ts
+ * import { turnRestCredentials } from 'peerlink'
+ *
  * const { username, password } = turnRestCredentials({ secret: process.env.TURN_SECRET!, user: 'alice', ttl: 3600 })
  * ```
  * @throws InvalidArgumentError on an empty secret, a non-positive ttl or a user containing the separator.

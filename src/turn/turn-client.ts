@@ -55,12 +55,17 @@ import { connectTurnServer, type TurnServerConnection } from './turn-transport.j
  *
  * @example
  * ```ts
+ * import { PeerSocket, TurnClient } from 'peerlink'
+ *
+ * const peerSocket = await PeerSocket.bind()
+ * const credentials = { username: 'alice', password: 's3cret' }
  * const client = await TurnClient.connect({ server: 'turn:turn.example.com:3478?transport=udp', endpoint: peerSocket, credentials })
- * const { relayed } = await client.allocate({ signal })
- * await client.createPermission(peer.host)
- * await client.bindChannel(peer)
+ * const { relayed } = await client.allocate({ signal: AbortSignal.timeout(10_000) })   // tell the remote peer
+ * const remote = { host: '198.51.100.7', port: 40000 }
+ * await client.createPermission(remote.host)
+ * await client.bindChannel(remote)
  * client.onData((data, from) => console.log(from, data))
- * client.send(new TextEncoder().encode('hello'), peer)
+ * client.send(new TextEncoder().encode('hello'), remote)
  * await client.close()
  * ```
  */

@@ -65,7 +65,18 @@ export interface AllocateTurnRelayOptions {
   signal?: AbortSignal
 }
 
-/** The transports `allocateTurnRelay` tries for a URI, in order. */
+/**
+ * The transports `allocateTurnRelay` tries for a URI, in order.
+ *
+ * @example
+ * ```ts
+ * import { relayTransports } from 'peerlink'
+ *
+ * relayTransports('turn:turn.example.com:3478')                 // ['udp', 'tcp']: TCP when UDP does not answer
+ * relayTransports('turn:turn.example.com:3478?transport=tcp')   // ['tcp']
+ * relayTransports('turns:turn.example.com')                     // ['tls']
+ * ```
+ */
 export function relayTransports(url: string): TurnTransport[] {
   const hash = url.indexOf('#')
   const spec = parseTurnSpec(hash < 0 ? url : url.slice(0, hash))

@@ -18,7 +18,19 @@ import type { DatagramEndpoint, DatagramListener } from '../stun/datagram-endpoi
 import type { TurnClient } from './turn-client.js'
 import type { TurnServerAddress } from './turn-transport.js'
 
-/** Datagrams held per peer IP while its permission is being installed. */
+/**
+ * Datagrams held per peer IP while its permission is being installed.
+ *
+ * @example
+ * ```ts
+ * import { MAX_HELD_DATAGRAMS, TurnRelayEndpoint } from 'peerlink'
+ *
+ * const relay = new TurnRelayEndpoint({ client })   // an allocated TurnClient
+ * // Sends to a peer without a permission yet are held (up to MAX_HELD_DATAGRAMS = 32 per peer IP)
+ * // until CreatePermission succeeds, then sent in order.
+ * relay.send(check, 40000, '198.51.100.7')
+ * ```
+ */
 export const MAX_HELD_DATAGRAMS = 32
 
 /** Options of {@link TurnRelayEndpoint}. */
@@ -46,6 +58,8 @@ function peerIp(host: string): string | undefined {
  *
  * @example
  * ```ts
+ * import { TurnClient, TurnRelayEndpoint } from 'peerlink'
+ *
  * const client = await TurnClient.connect({ server, endpoint: peerSocket, credentials })
  * await client.allocate()
  * const relay = new TurnRelayEndpoint({ client })

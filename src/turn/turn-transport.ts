@@ -196,6 +196,18 @@ class Listeners {
  * `server` are delivered; closing the connection unsubscribes and leaves the socket open.
  *
  * @param server - the server's IP address (not a DNS name) and port.
+ *
+ * @example
+ * ```ts
+ * import dgram from 'node:dgram'
+ * import { TurnClient, createDgramEndpoint, udpTurnConnection } from 'peerlink'
+ *
+ * const socket = dgram.createSocket('udp4')
+ * socket.bind(0)
+ * const connection = udpTurnConnection(createDgramEndpoint(socket), { host: '192.0.2.10', port: 3478 })
+ * const client = new TurnClient({ connection, credentials: { username: 'alice', password: 's3cret' } })
+ * const { relayed } = await client.allocate()
+ * ```
  */
 export function udpTurnConnection(
   endpoint: DatagramEndpoint,
@@ -254,6 +266,17 @@ export function udpTurnConnection(
 /**
  * TURN over UDP from the peer's one `PeerSocket`: STUN from its demultiplexer's
  * STUN path, ChannelData from its ChannelData path, sends from the same port.
+ *
+ * @example
+ * ```ts
+ * import { PeerSocket, TurnClient, peerSocketTurnConnection } from 'peerlink'
+ *
+ * const socket = await PeerSocket.bind()
+ * // The relay is allocated from the same port ICE uses for its host candidate.
+ * const connection = peerSocketTurnConnection(socket, { host: '192.0.2.10', port: 3478 })
+ * const client = new TurnClient({ connection, credentials: { username: 'alice', password: 's3cret' } })
+ * await client.allocate()
+ * ```
  */
 export function peerSocketTurnConnection(socket: PeerSocket, server: TurnServerAddress): TurnServerConnection {
   if (!(socket instanceof PeerSocket)) throw new InvalidArgumentError('peerSocketTurnConnection needs a PeerSocket')
@@ -415,6 +438,8 @@ function connectStream(
  *
  * @example
  * ```ts
+ * import { connectTurnServer } from 'peerlink'
+ *
  * const connection = await connectTurnServer({ host: 'turn.example.com', port: 5349, transport: 'tls' })
  * ```
  * @throws InvalidArgumentError at once on bad options (e.g. UDP without an endpoint).

@@ -23,7 +23,22 @@ import { BeaconRouter, type BeaconServerLogger, type BeaconServerStats } from '.
 import { type BeaconRegistry, MemoryRegistry } from './registry.js'
 import { BeaconSession, CLOSE_CODES } from './session.js'
 
-/** Options of {@link BeaconServer.listen}. */
+/**
+ * Options of {@link BeaconServer.listen}.
+ *
+ * @example
+ * ```ts
+ * import { BeaconServer, openDataDir } from 'peerlink/server'
+ *
+ * const { cert, key, certificateHash } = await openDataDir('./beacon-data')
+ * const beacon = await BeaconServer.listen({
+ *   host: ['0.0.0.0', '::'],
+ *   cert, key,                          // clients use HOST:4264#<certificateHash>
+ *   redis: 'redis://127.0.0.1:6379',    // optional: a fleet of Beacons sharing registrations
+ *   messagesPerSecond: 20,
+ * })
+ * ```
+ */
 export interface BeaconServerOptions {
   /**
    * IP address(es) to listen on, TCP (WSS) and UDP (STUN). Give `['0.0.0.0', '::']`
@@ -143,6 +158,8 @@ interface Listener {
  *
  * @example
  * ```ts
+ * import { BeaconServer, createSelfSignedCertificate } from 'peerlink/server'
+ *
  * const { cert, key, hash } = createSelfSignedCertificate()
  * const beacon = await BeaconServer.listen({ host: '127.0.0.1', port: 4264, cert, key })
  * console.log(`127.0.0.1:${beacon.port}#${hash}`)      // the spec clients use

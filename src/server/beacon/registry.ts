@@ -64,6 +64,17 @@ export interface BeaconRegistry {
 /**
  * Registrations in this process's memory: a single Beacon instance. Forwarding to
  * another instance always fails (there is none).
+ *
+ * @example
+ * ```ts
+ * import { MemoryRegistry, type RegistryEntry } from 'peerlink/server'
+ * import { beaconPeerKey } from 'peerlink'
+ *
+ * const registry = new MemoryRegistry('beacon-1')
+ * const entry: RegistryEntry = { peerId, observed: [{ family: 'IPv4', host: '198.51.100.7', port: 40000 }], at: Date.now() }
+ * await registry.add(beaconPeerKey(peerId), 1, entry)
+ * const [record] = await registry.lookup(beaconPeerKey(peerId), 1)   // { instance: 'beacon-1', session: 1, entry }
+ * ```
  */
 export class MemoryRegistry implements BeaconRegistry {
   readonly instanceId: string

@@ -24,7 +24,20 @@ export interface RateLimiterOptions {
   now?: () => number
 }
 
-/** A token bucket per key (e.g. per source IP). */
+/**
+ * A token bucket per key (e.g. per source IP).
+ *
+ * @example
+ * ```ts
+ * import { RateLimiter } from 'peerlink/server'
+ *
+ * const limiter = new RateLimiter({ ratePerSecond: 10, burst: 20 })
+ * socket.on('message', (data, rinfo) => {
+ *   if (!limiter.take(rinfo.address)) return   // over 10/s (after a burst of 20): drop
+ *   answer(data, rinfo)
+ * })
+ * ```
+ */
 export class RateLimiter {
   readonly #rate: number
   readonly #burst: number

@@ -20,7 +20,21 @@ import { decodeStunMessage, encodeStunMessage, getAttribute, type DecodedStunMes
 import { isStunMessage } from '../../stun/classify.js'
 import { RateLimiter } from './rate-limiter.js'
 
-/** Options of {@link StunServer.listen}. */
+/**
+ * Options of {@link StunServer.listen}.
+ *
+ * @example
+ * ```ts
+ * import { StunServer } from 'peerlink/server'
+ *
+ * const stun = await StunServer.listen({
+ *   host: '203.0.113.5',
+ *   port: 3478,
+ *   alternateHost: '203.0.113.6',   // a second IP of this machine: enables RFC 5780
+ *   requestsPerSecondPerIp: 20,
+ * })
+ * ```
+ */
 export interface StunServerOptions {
   /**
    * Address to listen on.
@@ -92,6 +106,8 @@ interface Listener {
  *
  * @example
  * ```ts
+ * import { StunServer } from 'peerlink/server'
+ *
  * const server = await StunServer.listen({ host: '127.0.0.1', port: 0, alternateHost: '127.0.0.2' })
  * console.log(server.primary, server.other)   // stun:127.0.0.1:PORT, RFC 5780 enabled
  * await server.close()

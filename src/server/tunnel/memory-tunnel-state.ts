@@ -18,7 +18,19 @@ interface PortHolding {
 
 type Holding = { server: string; expiresAt: number | null }
 
-/** A {@link TunnelState} in memory: nothing persisted; shared only by servers of one process. */
+/**
+ * A {@link TunnelState} in memory: nothing persisted; shared only by servers of one process.
+ *
+ * @example
+ * ```ts
+ * import { MemoryTunnelState, TunnelServer } from 'peerlink/server'
+ *
+ * // Two tunnel servers in one process sharing names and ports (the default is one state per server).
+ * const state = new MemoryTunnelState()
+ * const a = await TunnelServer.listen({ tls: { cert, key }, controlPort: 0, httpPort: 0, allowPorts: '20000-20999', state })
+ * const b = await TunnelServer.listen({ tls: { cert, key }, controlPort: 0, httpPort: 0, allowPorts: '21000-21999', state })
+ * ```
+ */
 export class MemoryTunnelState implements TunnelState {
   /** Always `'memory'`. */
   readonly kind = 'memory'

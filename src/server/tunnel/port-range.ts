@@ -6,7 +6,19 @@
  */
 import { InvalidArgumentError } from '../../errors.js'
 
-/** A parsed `allow-ports` list. */
+/**
+ * A parsed `allow-ports` list.
+ *
+ * @example
+ * ```ts
+ * import { PortRange } from 'peerlink/server'
+ *
+ * const ports = PortRange.parse('20000-20999, 21000, 20500-21010')
+ * ports.size          // 1011 (ranges merged: 20000-21010)
+ * ports.has(21005)    // true
+ * ports.toString()    // '20000-21010'
+ * ```
+ */
 export class PortRange {
   /** The ranges, sorted and merged, each `[first, last]` inclusive. */
   readonly ranges: ReadonlyArray<readonly [number, number]>

@@ -182,7 +182,18 @@ interface Scripted {
   tunnelList(srv: string, sv: string, prefix: string, now: Arg): Promise<string[]>
 }
 
-/** {@link TunnelState} in Redis, shared by every server of a fleet (see the module notes). */
+/**
+ * {@link TunnelState} in Redis, shared by every server of a fleet (see the module notes).
+ *
+ * @example
+ * ```ts
+ * import { RedisTunnelState, TunnelServer } from 'peerlink/server'
+ *
+ * const state = await RedisTunnelState.connect({ url: 'redis://127.0.0.1:6379', prefix: 'peerlink:tunnel:' })
+ * const tunnel = await TunnelServer.listen({ tls: { cert, key }, state, publicUrl: 'wss://tunnel-1.example.com:8443' })
+ * // (TunnelServerOptions.redis does the same from a URL.)
+ * ```
+ */
 export class RedisTunnelState implements TunnelState {
   /** Always `'redis'`. */
   readonly kind = 'redis'

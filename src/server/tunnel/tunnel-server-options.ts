@@ -34,7 +34,23 @@ export interface TunnelServerTlsOptions {
   key: string | Uint8Array
 }
 
-/** Options of {@link TunnelServer.listen}. */
+/**
+ * Options of {@link TunnelServer.listen}.
+ *
+ * @example
+ * ```ts
+ * import { TunnelServer, openDataDir } from 'peerlink/server'
+ *
+ * const { cert, key, certificateHash } = await openDataDir('./tunnel-data')
+ * const tunnel = await TunnelServer.listen({
+ *   tls: { cert, key },
+ *   domain: 'tunnel.example.com',   // device NAME is served at http://NAME.tunnel.example.com:8080/
+ *   allowPorts: '20000-20999',
+ *   tokens: [process.env.DEVICE_TOKEN!],
+ * })
+ * console.log(`${tunnel.url}#${certificateHash}`)   // what devices pass to `peerlink expose --tunnel`
+ * ```
+ */
 export interface TunnelServerOptions {
   /**
    * Addresses to listen on: the control port, the HTTP port and the public TCP ports.

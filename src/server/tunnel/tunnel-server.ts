@@ -62,6 +62,8 @@ const REGISTRY_CHECK_MS = 1_000
  *
  * @example
  * ```ts
+ * import { TunnelServer, createSelfSignedCertificate } from 'peerlink/server'
+ *
  * const { cert, key, hash } = createSelfSignedCertificate()
  * const tunnel = await TunnelServer.listen({ tls: { cert, key }, domain: 'tunnel.example.com', tokens: ['a-long-device-token'] })
  * console.log(`${tunnel.url}#${hash}`)      // what devices pass to `peerlink expose --tunnel`

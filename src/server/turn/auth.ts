@@ -87,6 +87,15 @@ export type TurnAuthResult =
 
 /**
  * The TURN REST API password of a username: base64(HMAC-SHA1(secret, username)).
+ *
+ * @example
+ * ```ts
+ * import { restApiPassword } from 'peerlink/server'
+ *
+ * // coturn's use-auth-secret scheme: the password is base64(HMAC-SHA1(secret, username)).
+ * const username = `${Math.floor(Date.now() / 1000) + 3600}:alice`
+ * const password = restApiPassword(process.env.TURN_SECRET!, username)
+ * ```
  */
 export function restApiPassword(secret: string, username: string): string {
   return createHmac('sha1', secret).update(username).digest('base64')
@@ -95,6 +104,15 @@ export function restApiPassword(secret: string, username: string): string {
 /**
  * TURN REST API credentials valid for `ttlSeconds`: username `EXPIRY:user` (or `EXPIRY`
  * without a user) and its password.
+ *
+ * @example
+ * ```ts
+ * import { createRestApiCredentials } from 'peerlink/server'
+ *
+ * // Hand a browser or a peer credentials valid for one hour (the server keeps the secret).
+ * const { username, password } = createRestApiCredentials(process.env.TURN_SECRET!, 'alice', 3600)
+ * response.end(JSON.stringify({ urls: 'turn:turn.example.com:3478', username, credential: password }))
+ * ```
  */
 export function createRestApiCredentials(
   secret: string,

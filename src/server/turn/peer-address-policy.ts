@@ -16,7 +16,18 @@ import { BlockList, isIP } from 'node:net'
 import { InvalidArgumentError } from '../../errors.js'
 import { BoundedMap } from './bounded-map.js'
 
-/** IPv4 ranges denied by default (CIDR). */
+/**
+ * IPv4 ranges denied by default (CIDR).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DENIED_IPV4, PeerAddressPolicy } from 'peerlink/server'
+ *
+ * console.log(DEFAULT_DENIED_IPV4.includes('169.254.0.0/16'))   // true: cloud metadata is never relayed to
+ * new PeerAddressPolicy().isAllowed('192.168.1.10')             // false
+ * new PeerAddressPolicy({ defaultDenied: false }).isAllowed('192.168.1.10')   // true
+ * ```
+ */
 export const DEFAULT_DENIED_IPV4: readonly string[] = [
   '0.0.0.0/8', // "this network" (RFC 791); 0.0.0.0 reaches the local host on Linux
   '10.0.0.0/8', // private (RFC 1918)
@@ -31,7 +42,18 @@ export const DEFAULT_DENIED_IPV4: readonly string[] = [
   '240.0.0.0/4', // reserved, includes 255.255.255.255 broadcast
 ]
 
-/** IPv6 ranges denied by default (CIDR). */
+/**
+ * IPv6 ranges denied by default (CIDR).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DENIED_IPV6, PeerAddressPolicy } from 'peerlink/server'
+ *
+ * console.log(DEFAULT_DENIED_IPV6.includes('fc00::/7'))   // true: unique local addresses
+ * new PeerAddressPolicy().isAllowed('fd00::1')            // false
+ * new PeerAddressPolicy().isAllowed('2606:4700::1111')    // true: a global address
+ * ```
+ */
 export const DEFAULT_DENIED_IPV6: readonly string[] = [
   '::/96', // unspecified, loopback and the deprecated IPv4-compatible addresses
   '64:ff9b:1::/48', // local-use NAT64 (RFC 8215)
@@ -131,6 +153,8 @@ function embedded(prefix: readonly number[], v4net: string, bits: number): strin
  *
  * @example
  * ```ts
+ * import { PeerAddressPolicy } from 'peerlink/server'
+ *
  * const policy = new PeerAddressPolicy({ allowed: ['10.1.0.0/16'] })
  * policy.isAllowed('10.1.2.3')        // true (allowed wins)
  * policy.isAllowed('169.254.169.254') // false

@@ -78,7 +78,24 @@ export interface TurnServerLogger {
   error(obj: Record<string, unknown>, msg?: string): void
 }
 
-/** Options of `TurnServer.listen`. All durations are in seconds. */
+/**
+ * Options of `TurnServer.listen`. All durations are in seconds.
+ *
+ * @example
+ * ```ts
+ * import { TurnServer, openDataDir } from 'peerlink/server'
+ *
+ * const { cert, key } = await openDataDir('./turn-data')
+ * const turn = await TurnServer.listen({
+ *   listeningIps: ['0.0.0.0'],
+ *   realm: 'example.com',
+ *   users: ['alice:change-me'],                         // long-term credentials, coturn's user= form
+ *   staticAuthSecrets: [process.env.TURN_SECRET!],      // and TURN REST API credentials
+ *   tls: { cert, key },                                 // turns: on 5349
+ *   externalIp: '198.51.100.7/10.0.0.5',                // behind a cloud 1:1 NAT
+ * })
+ * ```
+ */
 export interface TurnServerOptions {
   /**
    * IP addresses to listen on (UDP and TCP on `listeningPort`, TLS on the TLS ports).

@@ -107,7 +107,24 @@ export interface NatLabSiteOptions {
   lanSubnet?: string
 }
 
-/** Options of {@link createNatLab}. */
+/**
+ * Options of {@link createNatLab}.
+ *
+ * @example
+ * ```ts
+ * import { createNatLab } from 'peerlink/testing'
+ *
+ * const lab = await createNatLab({
+ *   servers: { stun: { addresses: 2 } },                              // an RFC 5780 STUN host
+ *   sites: {
+ *     home: { mapping: 'endpoint-independent', hosts: ['alice'] },
+ *     office: { mapping: 'endpoint-dependent', firewall: { onlyTcp: [80, 443] }, hosts: ['bob'] },
+ *   },
+ *   signal: AbortSignal.timeout(60_000),
+ * })
+ * await lab.close()
+ * ```
+ */
 export interface NatLabOptions {
   /**
    * Public hosts on the lab's internet, by name (names are unique in the lab; `internet`
@@ -138,7 +155,17 @@ export interface NatLabOptions {
   signal?: AbortSignal
 }
 
-/** Upper bounds on a lab's size (a lab is for tests, not for simulating the internet). */
+/**
+ * Upper bounds on a lab's size (a lab is for tests, not for simulating the internet).
+ *
+ * @example
+ * ```ts
+ * import { NAT_LAB_LIMITS, createNatLab } from 'peerlink/testing'
+ *
+ * const hosts = Array.from({ length: NAT_LAB_LIMITS.hostsPerSite }, (_, i) => `h${i}`)   // 16, the most one site takes
+ * const lab = await createNatLab({ sites: { campus: { hosts } } })
+ * ```
+ */
 export const NAT_LAB_LIMITS = {
   /** Public servers in one lab. */
   servers: 16,
