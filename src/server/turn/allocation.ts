@@ -18,7 +18,7 @@ import { dataIndication, parseSendIndication } from './data-indication.js'
 import { Permission } from './permission.js'
 import type { RelayPort } from './relay-port-pool.js'
 import type { TurnServerStats } from './turn-server-stats.js'
-import type { TurnUdpSocket, UdpRemote } from './udp-socket.js'
+import { TurnUdpSocket, type UdpRemote } from './udp-socket.js'
 
 /** A relayed transport address of an allocation. */
 export interface RelayEndpoint extends RelayPort {
@@ -149,6 +149,7 @@ export class Allocation {
       this.permissions.set(peer.host, permission)
     }
     permission.refresh(now, lifetimeMs)
+    for (const binding of permission.channels.values()) this.#syncRoute(binding, now)
     return permission
   }
 
@@ -171,6 +172,38 @@ export class Allocation {
       permission.channels.set(peer.port, binding)
     }
     binding.refresh(now, channelLifetimeMs)
+    this.#syncRoute(binding, now)
+  }
+
+  /**
+   * Makes the native fast-path route of `binding` match its state: installed while the
+   * binding and its permission are in force (for a UDP client with a native listening
+   * socket and no bandwidth limit, which only JavaScript enforces), with their shorter
+   * remaining lifetime; removed otherwise.
+   */
+  #syncRoute(binding: ChannelBinding, now: number): void {
+    if (!binding.active || !binding.permission.active || this.#closed !== undefined) {
+      if (binding.route !== 0) TurnUdpSocket.removeChannelRoute(binding.route)
+      binding.route = 0
+      return
+    }
+    const ttlMs = Math.min(binding.expiresAt, binding.permission.expiresAt) - now
+    if (binding.route !== 0) {
+      TurnUdpSocket.refreshChannelRoute(binding.route, ttlMs)
+      return
+    }
+    if (this.#maxBps > 0) return
+    const listener = this.link.fastPathSocket()
+    if (listener === undefined) return
+    binding.route = listener.addChannelRoute(this.link.client, binding.number, binding.relay, binding.peer, ttlMs)
+  }
+
+  /** Removes the native route of every channel binding (before relay sockets close). */
+  #removeRoutes(bindings: Iterable<ChannelBinding>): void {
+    for (const binding of bindings) {
+      if (binding.route !== 0) TurnUdpSocket.removeChannelRoute(binding.route)
+      binding.route = 0
+    }
   }
 
   // RFC 8656 §7.3: a Refresh with REQUESTED-ADDRESS-FAMILY and LIFETIME 0 deletes only
@@ -185,6 +218,7 @@ export class Allocation {
     for (const [host, permission] of this.permissions) {
       if (permission.family !== family) continue
       this.permissions.delete(host)
+      this.#removeRoutes(permission.channels.values())
       for (const binding of permission.channels.values()) this.channels.delete(binding.number)
     }
     await relay.socket.close()
@@ -296,19 +330,23 @@ export class Allocation {
    */
   sweep(now: number): boolean {
     for (const [number, binding] of this.channels) {
-      if (binding.sweep(now)) {
+      const forget = binding.sweep(now)
+      if (binding.route !== 0 && !(binding.active && binding.permission.active)) this.#syncRoute(binding, now)
+      if (forget) {
         this.channels.delete(number)
         binding.permission.channels.delete(binding.peer.port)
       }
     }
     for (const [host, permission] of this.permissions) {
       if (permission.sweep(now)) this.permissions.delete(host)
+      else if (!permission.active) for (const binding of permission.channels.values()) if (binding.route !== 0) this.#syncRoute(binding, now)
     }
     return this.expiresAt <= now
   }
 
   /** Closes the relay sockets (idempotent); the caller does the bookkeeping. */
   close(): Promise<void> {
+    if (this.#closed === undefined) this.#removeRoutes(this.channels.values())
     this.#closed ??= Promise.all(
       this.relays.map((relay) => relay.socket.close()),
     ).then(() => {})

@@ -30,6 +30,8 @@ export class ChannelBinding {
   expiresAt = 0
   /** Whether the binding is in force (false once expired). */
   active = false
+  /** Id of its native fast-path route (0: none; see `Allocation`). */
+  route = 0
 
   constructor(number: number, peer: TransportAddress, permission: Permission, relay: TurnUdpSocket) {
     this.number = number

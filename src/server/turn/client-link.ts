@@ -8,6 +8,7 @@
 
 import type { TransportAddress } from '../../stun/address.js'
 import type { Allocation } from './allocation.js'
+import type { TurnUdpSocket } from './udp-socket.js'
 
 /** Transport between a client and the TURN server. */
 export type ClientTransport = 'udp' | 'tcp' | 'tls'
@@ -35,6 +36,14 @@ export abstract class ClientLink {
     this.stream = transport !== 'udp'
     this.client = client
     this.local = local
+  }
+
+  /**
+   * The listening socket whose native fast path can carry this client's ChannelData
+   * (UDP clients only), or undefined.
+   */
+  fastPathSocket(): TurnUdpSocket | undefined {
+    return undefined
   }
 
   /** The allocation of this 5-tuple, if any. */

@@ -52,8 +52,7 @@ function inUse(err: unknown): boolean {
  * ```
  */
 export class TurnServer {
-  /** Counters (see {@link TurnServerStats}); read them at any time, e.g. for Prometheus. */
-  readonly stats: TurnServerStats
+  readonly #stats: TurnServerStats
   readonly #listeners: Listener[]
   readonly #handler: TurnRequestHandler
   readonly #sweep: NodeJS.Timeout
@@ -63,12 +62,21 @@ export class TurnServer {
   private constructor(listeners: Listener[], handler: TurnRequestHandler, stats: TurnServerStats, options: ResolvedTurnServerOptions) {
     this.#listeners = listeners
     this.#handler = handler
-    this.stats = stats
+    this.#stats = stats
     this.#logger = options.logger
     // Lifetimes are enforced by a periodic sweep, so the data path never reads the clock.
     const shortest = Math.min(options.permissionLifetimeMs, options.channelLifetimeMs, options.defaultLifetimeMs)
     this.#sweep = setInterval(() => handler.sweep(), Math.max(100, Math.min(1000, shortest / 4)))
     this.#sweep.unref()
+  }
+
+  /**
+   * Counters (see {@link TurnServerStats}); read them at any time, e.g. for Prometheus.
+   * Reading folds in what the native data path relayed since the last read.
+   */
+  get stats(): TurnServerStats {
+    for (const listener of this.#listeners) if (listener instanceof UdpListener) listener.foldFastPathStats()
+    return this.#stats
   }
 
   /**

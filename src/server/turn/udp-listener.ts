@@ -31,6 +31,10 @@ class UdpClientLink extends ClientLink {
     this.#listener.track(this)
   }
 
+  override fastPathSocket(): TurnUdpSocket | undefined {
+    return this.#socket.native ? this.#socket : undefined
+  }
+
   sendMessage(message: Uint8Array): void {
     this.#socket.send(message, this.client.port, this.client.host)
   }
@@ -66,7 +70,7 @@ export class UdpListener {
   static async bind(host: string, port: number, handler: TurnRequestHandler, stats: TurnServerStats): Promise<UdpListener> {
     let socket: TurnUdpSocket
     try {
-      socket = TurnUdpSocket.bind(host, port, LISTENER_SOCKET_BUFFER_BYTES)
+      socket = TurnUdpSocket.bind(host, port, LISTENER_SOCKET_BUFFER_BYTES, 'listener')
     } catch (err) {
       throw new SocketBindError(`Cannot listen on UDP ${host}:${port}: ${(err as Error).message}`, { cause: err })
     }
@@ -113,8 +117,21 @@ export class UdpListener {
     this.#handler.onStunFrame(link, data)
   }
 
+  /** Adds what the native fast path relayed since the last call to the server's counters. */
+  foldFastPathStats(): void {
+    const fast = this.#socket.takeFastPathStats()
+    if (fast === undefined) return
+    const stats = this.#stats
+    stats.packetsToPeers += fast.packetsToPeers
+    stats.bytesToPeers += fast.bytesToPeers
+    stats.packetsFromPeers += fast.packetsFromPeers
+    stats.bytesFromPeers += fast.bytesFromPeers
+    stats.droppedPackets += fast.droppedPackets
+  }
+
   /** Closes the socket. */
   close(): Promise<void> {
+    this.foldFastPathStats()
     this.#links.clear()
     return this.#socket.close()
   }

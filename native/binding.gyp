@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "peerlink_udp_relay",
+      "sources": ["udp_relay.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}
