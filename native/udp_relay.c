@@ -80,6 +80,7 @@ struct state {
   route_t **routes; /* by id - 1 */
   uint32_t routes_cap;
   uint32_t *free_ids;
+  uint32_t *slot_gen; /* by id - 1: bumped when the slot is freed, so stale handles miss */
   uint32_t free_count;
   uint32_t next_id;
   table_t by_client;
@@ -201,6 +202,7 @@ static void route_remove(state_t *s, route_t *r) {
   else r->relay->relay_routes = r->next_of_relay;
   if (r->next_of_relay != NULL) r->next_of_relay->prev_of_relay = r->prev_of_relay;
   s->routes[r->id - 1] = NULL;
+  s->slot_gen[r->id - 1]++;
   s->free_ids[s->free_count++] = r->id;
   free(r);
 }
@@ -223,6 +225,10 @@ static uint32_t route_add(state_t *s, route_t *r) {
       uint32_t *free_ids = realloc(s->free_ids, cap * sizeof(uint32_t));
       if (free_ids == NULL) return 0;
       s->free_ids = free_ids;
+      uint32_t *slot_gen = realloc(s->slot_gen, cap * sizeof(uint32_t));
+      if (slot_gen == NULL) return 0;
+      memset(slot_gen + s->routes_cap, 0, (cap - s->routes_cap) * sizeof(uint32_t));
+      s->slot_gen = slot_gen;
       s->routes_cap = cap;
     }
     id = ++s->next_id;
@@ -538,7 +544,15 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* addRoute(listener, clientHost, clientPort, channel, relay, peerHost, peerPort, ttlMs) -> id (0: refused) */
+/* A route's handle for JavaScript: its slot and the slot's generation, so that a handle
+   kept after its route was dropped (a socket closed) never reaches a later route. */
+#define SLOT_SPAN 8388608.0 /* 2^23 > MAX_ROUTES */
+
+static double route_handle(state_t *s, uint32_t id) {
+  return id == 0 ? 0 : (double)s->slot_gen[id - 1] * SLOT_SPAN + id;
+}
+
+/* addRoute(listener, clientHost, clientPort, channel, relay, peerHost, peerPort, ttlMs) -> handle (0: refused) */
 static napi_value js_add_route(napi_env env, napi_callback_info info) {
   size_t argc = 8;
   napi_value argv[8], result;
@@ -568,25 +582,28 @@ static napi_value js_add_route(napi_env env, napi_callback_info info) {
     id = route_add(s, r);
   }
   if (id == 0) free(r);
-  CHECK(napi_create_uint32(env, id, &result));
+  CHECK(napi_create_double(env, route_handle(s, id), &result));
   return result;
 }
 
-static route_t *route_by_id(state_t *s, uint32_t id) {
-  return id >= 1 && id <= s->next_id ? s->routes[id - 1] : NULL;
+static route_t *route_by_handle(state_t *s, double handle) {
+  if (!(handle >= 1) || handle > 4503599627370496.0) return NULL;
+  double gen = (double)(uint64_t)(handle / SLOT_SPAN);
+  uint32_t id = (uint32_t)(handle - gen * SLOT_SPAN);
+  if (id < 1 || id > s->next_id || s->slot_gen[id - 1] != (uint32_t)gen) return NULL;
+  return s->routes[id - 1];
 }
 
 /* setRouteTtl(id, ttlMs) */
 static napi_value js_set_route_ttl(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
-  uint32_t id;
-  double ttl;
+  double handle, ttl;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_uint32(env, argv[0], &id));
+  CHECK(napi_get_value_double(env, argv[0], &handle));
   CHECK(napi_get_value_double(env, argv[1], &ttl));
   state_t *s = get_state(env);
-  route_t *r = route_by_id(s, id);
+  route_t *r = route_by_handle(s, handle);
   if (r != NULL) r->deadline = uv_now(s->loop) + (uint64_t)(ttl > 0 ? ttl : 0);
   return NULL;
 }
@@ -595,11 +612,11 @@ static napi_value js_set_route_ttl(napi_env env, napi_callback_info info) {
 static napi_value js_remove_route(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  uint32_t id;
+  double handle;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_uint32(env, argv[0], &id));
+  CHECK(napi_get_value_double(env, argv[0], &handle));
   state_t *s = get_state(env);
-  route_t *r = route_by_id(s, id);
+  route_t *r = route_by_handle(s, handle);
   if (r != NULL) route_remove(s, r);
   return NULL;
 }
@@ -642,6 +659,7 @@ static void state_finalize(napi_env env, void *data, void *hint) {
   state_t *s = data;
   free(s->routes);
   free(s->free_ids);
+  free(s->slot_gen);
   free(s->by_client.buckets);
   free(s->by_peer.buckets);
   free(s);

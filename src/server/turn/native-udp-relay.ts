@@ -33,7 +33,7 @@ export interface NativeUdpRelay {
   send(socket: NativeSocketHandle, data: Uint8Array, port: number, host: string): boolean
   /** Closes the socket and drops its routes; `onClose` runs once it is closed. */
   close(socket: NativeSocketHandle, onClose: () => void): void
-  /** Installs a channel route for `ttlMs`; returns its id, 0 when refused. */
+  /** Installs a channel route for `ttlMs`; returns its handle (slot and generation: a stale handle never reaches a later route), 0 when refused. */
   addRoute(
     listener: NativeSocketHandle,
     clientHost: string,

@@ -8,6 +8,7 @@ import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { nativeUdpRelay } from '../../../src/server/turn/native-udp-relay.js'
 import { TurnServer } from '../../../src/server/turn/turn-server.js'
+import { TurnUdpSocket } from '../../../src/server/turn/udp-socket.js'
 import type { TurnServerOptions } from '../../../src/server/turn/turn-server-options.js'
 import { getAttribute, type TransportAddress } from '../../../src/stun/index.js'
 import { randomPortRange } from './coturn-tools.js'
@@ -123,6 +124,33 @@ describe('TURN native data path', () => {
     client.sendChannelData(0x4001, marker)
     await peer.waitReceived(seen + 1)
     expect(peer.received.at(-1)!.data).toEqual(marker)
+  })
+
+  it.skipIf(nativeUdpRelay === undefined)('ignores a route handle kept after its socket closed (the slot is reused)', async () => {
+    const before = routes()
+    const relay = TurnUdpSocket.bind('127.0.0.1', 0, 0, 'relay')
+    const first = TurnUdpSocket.bind('127.0.0.1', 0, 0, 'listener')
+    const second = TurnUdpSocket.bind('127.0.0.1', 0, 0, 'listener')
+    const client = { host: '127.0.0.1', port: 40000 }
+    const peer = { host: '127.0.0.1', port: 40001 }
+    try {
+      const stale = first.addChannelRoute(client, 0x4000, relay, peer, 60_000)
+      expect(stale).toBeGreaterThan(0)
+      await first.close() // drops its routes
+      expect(routes()).toBe(before)
+      const current = second.addChannelRoute(client, 0x4000, relay, peer, 60_000)
+      expect(current).not.toBe(stale)
+      TurnUdpSocket.removeChannelRoute(stale)
+      TurnUdpSocket.refreshChannelRoute(stale, 0)
+      expect(routes()).toBe(before + 1)
+      TurnUdpSocket.removeChannelRoute(current)
+      expect(routes()).toBe(before)
+      // A listening socket cannot be a relay, nor a relay a listener.
+      expect(second.addChannelRoute(client, 0x4000, second, peer, 60_000)).toBe(0)
+      expect(relay.addChannelRoute(client, 0x4000, relay, peer, 60_000)).toBe(0)
+    } finally {
+      await Promise.all([first.close(), second.close(), relay.close()])
+    }
   })
 
   it('leaves no route behind when the server closes with channels bound', async () => {
