@@ -85,7 +85,7 @@ struct state {
   uint32_t next_id;
   table_t by_client;
   table_t by_peer;
-  uint32_t open_sockets; /* created and not yet closed */
+  uint32_t open_sockets; /* created and not yet asked to close */
   char recv_buffer[RECV_BUFFER_BYTES];
 };
 
@@ -517,7 +517,6 @@ static void close_cb(uv_handle_t *handle) {
   state_t *s = sock->state;
   napi_env env = s->env;
   sock->closed = 1;
-  s->open_sockets--;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) == napi_ok) {
     call_js(sock, sock->on_close, 0, NULL);
@@ -537,6 +536,7 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   relay_socket_t *sock = unwrap_socket(env, argv[0]);
   if (sock == NULL || sock->closing) return NULL;
   sock->closing = 1;
+  sock->state->open_sockets--;
   routes_drop_socket(sock->state, sock);
   CHECK(napi_create_reference(env, argv[1], 1, &sock->on_close));
   uv_udp_recv_stop(&sock->handle);
@@ -637,7 +637,7 @@ static napi_value js_take_stats(napi_env env, napi_callback_info info) {
   return array;
 }
 
-/* openSockets() -> sockets created and not yet closed in this environment (leak checks) */
+/* openSockets() -> sockets created and not yet asked to close in this environment (leak checks) */
 static napi_value js_open_sockets(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value value;

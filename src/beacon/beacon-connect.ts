@@ -5,13 +5,12 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto'
 import { isIP } from 'node:net'
-import tls, { type TLSSocket } from 'node:tls'
-import WebSocket from 'ws'
-import { connectTlsPinned } from '../cert-pin.js'
+import type tls from 'node:tls'
+import type { TLSSocket } from 'node:tls'
+import type WebSocket from 'ws'
 import {
-  AbortError,
+  type AbortError,
   BeaconAuthError,
   BeaconCertMismatchError,
   BeaconLimitError,
@@ -21,11 +20,12 @@ import {
   BeaconUnavailableError,
   CertificatePinMismatchError,
   ConnectFailedError,
-  HostUnresolvedError,
+  type HostUnresolvedError,
   type PeerlinkError,
   throwIfAborted,
 } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
+import { awaitWebSocket, caSecureContext, openPinnedWebSocket } from '../pinned-websocket.js'
 import type { BeaconServerSpec } from '../server-spec.js'
 import { signBeaconChallenge } from './beacon-auth.js'
 import {
@@ -116,101 +116,41 @@ export function formatBeaconAddress(spec: Pick<BeaconServerSpec, 'host' | 'port'
  */
 export async function connectBeacon(options: BeaconConnectOptions): Promise<BeaconConnection> {
   const { identity, spec, signal } = options
-  const timeout = options.timeout ?? 10_000
   throwIfAborted(signal)
   const where = formatBeaconAddress(spec)
-  // One deadline for every step; the user's signal aborts it too.
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(), timeout)
-  const onAbort = () => controller.abort()
-  signal?.addEventListener('abort', onAbort, { once: true })
-  const settle = (err: unknown): unknown => {
-    if (signal?.aborted === true) return new AbortError(undefined, { cause: signal.reason })
-    if (err instanceof AbortError || controller.signal.aborted) return new ConnectFailedError(`Beacon ${where} did not answer within ${timeout} ms`, { cause: err })
-    return err
-  }
   try {
-    let socket: TLSSocket
-    try {
-      socket = await openTls(options, where, timeout, controller.signal)
-    } catch (err) {
-      throw settle(err)
-    }
-    // getPeerCertificate(false): the DER is all we need (the detailed form costs 10×).
-    const certHash = createHash('sha256').update(socket.getPeerCertificate(false).raw).digest()
-    const ws = new WebSocket(`wss://${where}/`, {
-      createConnection: () => socket,
-      perMessageDeflate: false,
-      maxPayload: BEACON_MAX_MESSAGE_BYTES * 4,
-      handshakeTimeout: timeout,
-    })
-    try {
-      const welcome = await handshake(ws, identity, certHash, where, controller.signal)
-      return { ws, socket, welcome }
-    } catch (err) {
-      ws.on('error', () => {})
-      ws.terminate()
-      socket.destroy()
-      throw settle(err)
-    }
-  } finally {
-    clearTimeout(timer)
-    signal?.removeEventListener('abort', onAbort)
+    return await openPinnedWebSocket(
+      {
+        host: spec.host,
+        port: spec.port,
+        secure: true,
+        certHash: spec.certHash,
+        servername: spec.hostType === 'dns' ? spec.host : undefined,
+        ca: options.ca,
+        secureContext: options.secureContext,
+        serverName: `Beacon ${where}`,
+        connectionName: `TLS connection to Beacon ${where}`,
+        timeout: options.timeout,
+        signal,
+        url: `wss://${where}/`,
+        maxPayload: BEACON_MAX_MESSAGE_BYTES * 4,
+      },
+      async ({ ws, socket, certificateHash }, deadline) => {
+        // Always TLS here, so there is a certificate hash.
+        const welcome = await handshake(ws, identity, certificateHash as Buffer, where, deadline)
+        return { ws, socket: socket as TLSSocket, welcome }
+      },
+    )
+  } catch (err) {
+    if (err instanceof CertificatePinMismatchError) throw new BeaconCertMismatchError(where, err)
+    throw err
   }
-}
-
-async function openTls(options: BeaconConnectOptions, where: string, timeout: number, signal: AbortSignal): Promise<TLSSocket> {
-  const { spec } = options
-  const servername = spec.hostType === 'dns' ? spec.host : undefined
-  if (spec.certHash !== undefined) {
-    try {
-      // The pin decides; CAs play no part, so every pinned connection shares one context.
-      pinnedContext ??= tls.createSecureContext()
-      return await connectTlsPinned({ host: spec.host, port: spec.port, certHash: spec.certHash, timeout, signal, secureContext: pinnedContext, ...(servername ? { servername } : {}) })
-    } catch (err) {
-      if (err instanceof CertificatePinMismatchError) throw new BeaconCertMismatchError(where, err)
-      throw err
-    }
-  }
-  const secureContext = options.secureContext ?? (options.ca === undefined ? undefined : beaconSecureContext(options.ca))
-  return new Promise<TLSSocket>((resolve, reject) => {
-    const socket = tls.connect({ host: spec.host, port: spec.port, rejectUnauthorized: true, ...(servername ? { servername } : {}), ...(secureContext ? { secureContext } : {}) })
-    const onAbort = () => fail(new AbortError())
-    const onError = (err: NodeJS.ErrnoException) => {
-      if ((err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') && spec.hostType === 'dns') return fail(new HostUnresolvedError(spec.host, err))
-      fail(new ConnectFailedError(`TLS connection to Beacon ${where} failed: ${err.code ?? err.message}`, { cause: err }))
-    }
-    const onClose = () => fail(new ConnectFailedError(`TLS connection to Beacon ${where} closed during the handshake`))
-    function cleanup(): void {
-      signal.removeEventListener('abort', onAbort)
-      socket.off('error', onError)
-      socket.off('close', onClose)
-    }
-    function fail(err: Error): void {
-      cleanup()
-      socket.destroy()
-      reject(err)
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-    socket.on('error', onError)
-    socket.on('close', onClose)
-    socket.once('secureConnect', () => {
-      cleanup()
-      resolve(socket)
-    })
-  })
 }
 
 function handshake(ws: WebSocket, identity: Identity, certHash: Uint8Array, where: string, signal: AbortSignal): Promise<WelcomeMessage> {
-  return new Promise<WelcomeMessage>((resolve, reject) => {
-    let state: 'open' | 'challenged' = 'open'
-    const onAbort = () => fail(new AbortError())
-    const onError = (err: Error) => {
-      const tooBig = (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
-      fail(tooBig ? new BeaconProtocolError(`Beacon ${where} sent an oversized message`, { cause: err }) : new ConnectFailedError(`WebSocket to Beacon ${where} failed: ${err.message}`, { cause: err }))
-    }
-    const onClose = (code: number, reason: Buffer) => fail(new ConnectFailedError(`Beacon ${where} closed the connection (${code} ${reason.toString()})`))
-    const onMessage = (data: Buffer, isBinary: boolean) => {
+  let state: 'open' | 'challenged' = 'open'
+  return awaitWebSocket<WelcomeMessage>(ws, signal, (resolve, fail) => ({
+    message(data: Buffer, isBinary: boolean) {
       let message: ServerMessage
       try {
         if (!isBinary) throw new BeaconProtocolError('Beacon messages are binary frames')
@@ -230,27 +170,16 @@ function handshake(ws: WebSocket, identity: Identity, certHash: Uint8Array, wher
       }
       if (state === 'challenged' && message.type === 'welcome') {
         if (message.peerId !== identity.peerId) return fail(new BeaconProtocolError(`Beacon ${where} welcomed another PeerId`))
-        cleanup()
         return resolve(message)
       }
       fail(new BeaconProtocolError(`Beacon ${where} sent ${message.type} during the handshake`))
-    }
-    function cleanup(): void {
-      signal.removeEventListener('abort', onAbort)
-      ws.off('message', onMessage)
-      ws.off('error', onError)
-      ws.off('close', onClose)
-    }
-    function fail(err: Error): void {
-      cleanup()
-      reject(err)
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    ws.on('message', onMessage)
-    ws.on('error', onError)
-    ws.on('close', onClose)
-  })
+    },
+    error(err: Error) {
+      const tooBig = (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+      fail(tooBig ? new BeaconProtocolError(`Beacon ${where} sent an oversized message`, { cause: err }) : new ConnectFailedError(`WebSocket to Beacon ${where} failed: ${err.message}`, { cause: err }))
+    },
+    close: (code: number, reason: Buffer) => fail(new ConnectFailedError(`Beacon ${where} closed the connection (${code} ${reason.toString()})`)),
+  }))
 }
 
 /**
@@ -285,8 +214,6 @@ export function errorFromReply(reply: ErrorMessage, where: string, target?: stri
   }
 }
 
-let pinnedContext: tls.SecureContext | undefined
-
 /**
  * A TLS context that trusts the system's CAs and `ca`, for Beacons without a pin; make
  * it once and pass it as `secureContext` to every connection.
@@ -303,9 +230,5 @@ let pinnedContext: tls.SecureContext | undefined
  * ```
  */
 export function beaconSecureContext(ca: string | Uint8Array | ReadonlyArray<string | Uint8Array>): tls.SecureContext {
-  return tls.createSecureContext({ ca: [...tls.rootCertificates, ...(Array.isArray(ca) ? ca : [ca as string | Uint8Array]).map(pem)] })
-}
-
-function pem(value: string | Uint8Array): string | Buffer {
-  return typeof value === 'string' ? value : Buffer.from(value)
+  return caSecureContext(ca)
 }

@@ -12,21 +12,14 @@
  *
  * @module
  */
-import { EventEmitter, setMaxListeners } from 'node:events'
+import { EventEmitter } from 'node:events'
 import net from 'node:net'
 import type WebSocket from 'ws'
-import { checkBackoffOptions, reconnectDelay } from '../beacon/backoff.js'
-import {
-  AbortError,
-  ConnectionClosedError,
-  InvalidArgumentError,
-  PeerlinkError,
-  TunnelProtocolError,
-  TunnelUnavailableError,
-} from '../errors.js'
+import { AbortError, ConnectionClosedError, InvalidArgumentError, type PeerlinkError } from '../errors.js'
 import { isPeerId } from '../identity/peer-id.js'
 import { type TunnelServerSpec, parseTunnelSpec } from '../server-spec.js'
 import { joinStreams } from './join-streams.js'
+import { ReconnectLoop, startReconnecting } from './reconnect-loop.js'
 import { transferProof } from './tunnel-auth.js'
 import type {
   ExposedPort,
@@ -36,19 +29,18 @@ import type {
   TunnelEndpoints,
 } from './tunnel-client-options.js'
 import { type TunnelEndpoint, controlPath, formatTunnelAddress, openTransferSocket, transferPathFor, tunnelEndpointUrl } from './tunnel-connect.js'
-import { isReplacedError, loginTunnel, tunnelErrorFromReply } from './tunnel-login.js'
+import { CONTROL_DIALECT, isReplacedError, loginTunnel } from './tunnel-login.js'
 import {
   TRANSFER_PATH,
   TUNNEL_MAX_PORTS,
   TUNNEL_MAX_TOKEN_LENGTH,
   type TunnelConnectionMessage,
   type TunnelRejectReason,
-  type TunnelServerMessage,
   type TunnelWelcomeMessage,
-  decodeTunnelServerMessage,
   encodeTunnelClientMessage,
 } from './tunnel-messages.js'
 import { normalizeTunnelName } from './tunnel-name.js'
+import { serveTunnelSocket } from './tunnel-session.js'
 import { WebSocketStream } from './websocket-stream.js'
 
 export type * from './tunnel-client-options.js'
@@ -88,22 +80,12 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   readonly #localConnectTimeout: number
   readonly #heartbeatMs: number
   readonly #maxConnections: number
-  readonly #backoff: ReturnType<typeof checkBackoffOptions>
-  readonly #signal: AbortSignal | undefined
   readonly #fixedName: string | undefined
   readonly #sockets = new Set<net.Socket>()
   readonly #streams = new Set<WebSocketStream>()
-  readonly #life = lifeController()
+  readonly #loop: ReconnectLoop<TunnelServerSpec, Session>
   #name: string | undefined
-  #state: TunnelClientState = 'idle'
-  #specIndex = 0
-  #failures = 0
-  #session: Session | undefined
   #endpoints: TunnelEndpoints | undefined
-  #loop: Promise<void> | undefined
-  #closing: Promise<void> | undefined
-  #closeError: PeerlinkError | undefined
-  readonly #onAbort = () => void this.close()
 
   /** @throws {@link InvalidArgumentError} or `InvalidServerSpecError` for bad options. */
   constructor(options: TunnelClientOptions) {
@@ -148,13 +130,24 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
     const maxConnections = options.maxConnections ?? 1_000
     if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new InvalidArgumentError('maxConnections must be a positive integer')
     this.#maxConnections = maxConnections
-    this.#backoff = checkBackoffOptions(options)
-    this.#signal = options.signal
+    this.#loop = new ReconnectLoop(this.#specs, options, {
+      login: (spec) => this.#login(spec),
+      serve: (session) => this.#serve(session),
+      attemptFailed: (error) => {
+        // The name we were given lapsed and someone else has it now: take a new one.
+        if (error.code === 'ERR_TUNNEL_NAME_TAKEN' && this.#fixedName === undefined && this.#name !== undefined) this.#name = undefined
+      },
+      isFatal,
+      disconnected: (error, retryInMs) => this.emit('disconnected', error, retryInMs),
+      release: () => this.#release(),
+      closed: (error) => this.emit('close', error),
+    })
   }
 
   /** Where the client is in its life. */
   get state(): TunnelClientState {
-    return this.#state
+    const state = this.#loop.state
+    return state === 'serving' ? 'connected' : state
   }
 
   /** The endpoints of the current (or last) login, `undefined` before the first. */
@@ -163,7 +156,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   }
 
   get #closed(): boolean {
-    return this.#state === 'closed'
+    return this.#loop.state === 'closed'
   }
 
   /** How many servers the client was given. */
@@ -178,13 +171,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
 
   /** Starts connecting (and reconnecting). Idempotent. */
   start(): void {
-    if (this.#state !== 'idle') return
-    if (this.#signal?.aborted === true) {
-      void this.close()
-      return
-    }
-    this.#signal?.addEventListener('abort', this.#onAbort, { once: true })
-    this.#loop = this.#run()
+    this.#loop.start()
   }
 
   /**
@@ -192,75 +179,22 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
    * retention time) and every tunnelled connection. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close()
-    return this.#closing
+    return this.#loop.close()
   }
 
-  async #close(): Promise<void> {
-    const wasIdle = this.#state === 'idle'
-    this.#state = 'closed'
-    this.#signal?.removeEventListener('abort', this.#onAbort)
-    this.#life.abort()
-    const session = this.#session
-    if (session !== undefined) {
-      const closed = new Promise<void>((resolve) => (session.ws.readyState === session.ws.CLOSED ? resolve() : session.ws.once('close', () => resolve())))
-      session.ws.close(1000, 'closing')
-      const timer = setTimeout(() => session.ws.terminate(), 1_000)
-      await closed
-      clearTimeout(timer)
-    }
+  async #release(): Promise<void> {
     for (const socket of this.#sockets) socket.destroy()
     const streamsClosed = [...this.#streams].map((stream) => new Promise<void>((resolve) => (stream.closed ? resolve() : stream.once('close', () => resolve()))))
     for (const stream of this.#streams) stream.terminate()
     await Promise.all(streamsClosed)
-    if (!wasIdle) await this.#loop
-    this.emit('close', this.#closeError)
-  }
-
-  async #run(): Promise<void> {
-    while (this.#state !== 'closed') {
-      const spec = this.#specs[this.#specIndex]!
-      this.#state = 'connecting'
-      let error: PeerlinkError | undefined
-      try {
-        const session = await this.#login(spec)
-        this.#failures = 0
-        error = await this.#serve(session)
-      } catch (err) {
-        if (this.#closed) return
-        error = err instanceof PeerlinkError ? err : new TunnelUnavailableError((err as Error).message, { cause: err })
-        if (error.code === 'ERR_TUNNEL_NAME_TAKEN' && this.#fixedName === undefined && this.#name !== undefined) {
-          // The name we were given lapsed and someone else has it now: take a new one.
-          this.#name = undefined
-        } else if (isFatal(error)) {
-          this.#closeError = error
-          this.emit('disconnected', error, undefined)
-          void this.close()
-          return
-        }
-        this.#failures++
-        this.#specIndex = (this.#specIndex + 1) % this.#specs.length
-      }
-      if (this.#closed) return
-      if (error !== undefined && isFatal(error)) {
-        this.#closeError = error
-        this.emit('disconnected', error, undefined)
-        void this.close()
-        return
-      }
-      const delay = reconnectDelay(this.#failures, this.#backoff)
-      this.#state = 'waiting'
-      this.emit('disconnected', error, delay)
-      await sleep(delay, this.#life.signal)
-    }
   }
 
   async #login(spec: TunnelServerSpec): Promise<Session> {
     const path = `${controlPath(spec.path)}${this.#name === undefined ? '' : `?name=${this.#name}`}`
     const endpoint: TunnelEndpoint = { secure: spec.secure, host: spec.host, port: spec.port, path, certHash: spec.certHash }
     const hello = { ports: [...this.#targets.keys()], ...(this.#http === this.#targets.keys().next().value ? {} : { http: this.#http }), ...(this.#name === undefined ? {} : { name: this.#name }) }
-    const login = await loginTunnel({ endpoint, hello, token: this.#token, identity: this.#identity, ca: this.#ca, timeout: this.#connectTimeout, signal: this.#life.signal })
-    if (this.#state === 'closed') {
+    const login = await loginTunnel({ endpoint, hello, token: this.#token, identity: this.#identity, ca: this.#ca, timeout: this.#connectTimeout, signal: this.#loop.signal })
+    if (this.#closed) {
       login.ws.terminate()
       throw new AbortError()
     }
@@ -270,9 +204,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
   /** Serves a logged-in session until its control socket closes; resolves with why. */
   #serve(session: Session): Promise<PeerlinkError | undefined> {
     const { ws, welcome } = session
-    this.#session = session
     this.#name = welcome.name
-    this.#state = 'connected'
     const host = welcome.host
     this.#endpoints = {
       server: tunnelEndpointUrl({ ...session.endpoint, path: session.transferPath.slice(0, -TRANSFER_PATH.length) }),
@@ -282,59 +214,22 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
       ports: welcome.ports.map((p) => ({ local: p.local, public: p.public, address: `${host.includes(':') ? `[${host}]` : host}:${p.public}` })),
       resumed: welcome.resumed,
     }
-    return new Promise<PeerlinkError | undefined>((resolve) => {
-      let error: PeerlinkError | undefined
-      let lastHeard = performance.now()
-      const heartbeat = setInterval(() => {
-        if (performance.now() - lastHeard > 2 * this.#heartbeatMs) {
-          error ??= new TunnelUnavailableError(`tunnel server ${formatTunnelAddress(session.endpoint)} went silent`)
-          ws.terminate()
-          return
-        }
-        if (ws.readyState === ws.OPEN) ws.ping()
-      }, this.#heartbeatMs)
-      const heard = () => (lastHeard = performance.now())
-      ws.on('ping', heard)
-      ws.on('pong', heard)
-      ws.on('error', () => {})
-      session.attach((data: Buffer, isBinary: boolean) => {
-        heard()
-        let message: TunnelServerMessage
-        try {
-          if (!isBinary) throw new TunnelProtocolError('control messages are binary frames')
-          message = decodeTunnelServerMessage(data)
-        } catch (err) {
-          error ??= err as PeerlinkError
-          ws.close(1002, 'protocol error')
-          return
-        }
-        switch (message.type) {
-          case 'connection':
-            this.#accept(session, message)
-            return
-          case 'ping':
-            ws.send(encodeTunnelClientMessage({ type: 'pong', id: message.id }))
-            return
-          case 'error':
-            if (message.code !== 'rate-limited') error ??= tunnelErrorFromReply(message, formatTunnelAddress(session.endpoint), this.#name)
-            return
-          case 'pong':
-            return
-          default:
-            error ??= new TunnelProtocolError(`tunnel server sent ${message.type} after the login`)
-            ws.close(1002, 'protocol error')
-        }
-      })
-      const onClose = (code: number) => {
-        clearInterval(heartbeat)
-        if (this.#session === session) this.#session = undefined
-        if (this.#state === 'closed') return resolve(undefined)
-        resolve(error ?? new TunnelUnavailableError(`tunnel server ${formatTunnelAddress(session.endpoint)} closed the control socket (${code})`))
-      }
-      if (ws.readyState === ws.CLOSED) onClose(1006)
-      else ws.once('close', onClose)
-      this.emit('connected', this.#endpoints!)
+    const ended = serveTunnelSocket({
+      ws,
+      attach: session.attach,
+      dialect: CONTROL_DIALECT,
+      where: formatTunnelAddress(session.endpoint),
+      name: this.#name,
+      heartbeatMs: this.#heartbeatMs,
+      dispatch: (message) => {
+        if (message.type !== 'connection') return false
+        this.#accept(session, message)
+        return true
+      },
+      signal: this.#loop.signal,
     })
+    this.emit('connected', this.#endpoints)
+    return ended
   }
 
   /** Joins an announced connection to its local service. */
@@ -362,11 +257,11 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         ...session.endpoint,
         path: `${session.transferPath}?id=${Buffer.from(message.id).toString('base64url')}&proof=${proof.toString('base64url')}`,
       }
-      openTransferSocket({ endpoint, timeout: this.#connectTimeout, signal: this.#life.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
+      openTransferSocket({ endpoint, timeout: this.#connectTimeout, signal: this.#loop.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
         ({ socket, head }) => {
           // Over TLS, frames are masked with a zero key (nothing on the path can see them).
           const stream = new WebSocketStream(socket, { role: 'client', zeroMask: endpoint.secure, head, maxFrameBytes: MAX_TRANSFER_FRAME })
-          if (this.#state === 'closed') {
+          if (this.#closed) {
             stream.terminate()
             local.destroy()
             return
@@ -404,33 +299,7 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
  * ```
  */
 export async function exposeServices(options: TunnelClientOptions): Promise<TunnelClient> {
-  const client = new TunnelClient(options)
-  let failures = 0
-  const outcome = new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      client.off('connected', onConnected)
-      client.off('disconnected', onDisconnected)
-      client.off('close', onClose)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onConnected = () => done()
-    const onDisconnected = (error: PeerlinkError | undefined) => {
-      if (++failures >= client.serverCount || error === undefined) done(error ?? new TunnelUnavailableError('no tunnel server could be reached'))
-    }
-    const onClose = (error: PeerlinkError | undefined) => done(error ?? new AbortError('TunnelClient closed'))
-    client.on('connected', onConnected)
-    client.on('disconnected', onDisconnected)
-    client.on('close', onClose)
-  })
-  client.start()
-  try {
-    await outcome
-  } catch (err) {
-    await client.close()
-    throw err
-  }
-  return client
+  return startReconnecting(new TunnelClient(options), 'connected', 'TunnelClient')
 }
 
 function isFatal(error: PeerlinkError): boolean {
@@ -452,24 +321,4 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   const result = value ?? fallback
   if (!(Number.isFinite(result) && result > 0)) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds`)
   return result
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    function done(): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
-}
-
-/** The client's lifetime signal: every transfer socket being opened listens to it, so it has no listener limit. */
-function lifeController(): AbortController {
-  const controller = new AbortController()
-  setMaxListeners(0, controller.signal)
-  return controller
 }

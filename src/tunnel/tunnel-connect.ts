@@ -9,13 +9,12 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import net, { isIP } from 'node:net'
-import tls from 'node:tls'
-import WebSocket from 'ws'
-import { connectTlsPinned } from '../cert-pin.js'
-import { AbortError, ConnectFailedError, HostUnresolvedError, TunnelProtocolError, throwIfAborted } from '../errors.js'
+import type net from 'node:net'
+import { isIP } from 'node:net'
+import type WebSocket from 'ws'
+import { type AbortError, ConnectFailedError, type HostUnresolvedError, TunnelProtocolError, throwIfAborted } from '../errors.js'
+import { type ServerSocketOptions, awaitWebSocket, openPinnedWebSocket, withServerSocket } from '../pinned-websocket.js'
 import { CONTROL_PATH, TRANSFER_PATH } from './tunnel-messages.js'
 import { NO_CHANNEL_BINDING } from './tunnel-auth.js'
 import { upgradeTransferSocket } from './transfer-handshake.js'
@@ -165,185 +164,71 @@ type Outcome = OpenTunnelSocket | { status: number; location: string }
 export async function openTransferSocket(options: Omit<OpenTunnelSocketOptions, 'followRedirects' | 'maxPayload'>): Promise<OpenTransferSocket> {
   const { endpoint } = options
   throwIfAborted(options.signal)
-  const deadline = attemptDeadline(endpoint, options)
-  try {
-    let socket: net.Socket
-    try {
-      socket = await openSocket(endpoint, options, deadline.timeout, deadline.signal)
-    } catch (err) {
-      throw deadline.settle(err)
-    }
+  return withServerSocket(serverSocketOptions(endpoint, options), async (socket, signal) => {
     // No Nagle: the upgrade request and the first frames must not wait for a delayed ACK.
     socket.setNoDelay(true)
     const onAbort = () => socket.destroy()
-    deadline.signal.addEventListener('abort', onAbort, { once: true })
+    signal.addEventListener('abort', onAbort, { once: true })
     try {
       const head = await upgradeTransferSocket(socket, { host: formatTunnelAddress(endpoint), path: endpoint.path, where: formatTunnelAddress(endpoint) })
       return { socket, head }
-    } catch (err) {
-      socket.destroy()
-      throw deadline.settle(err)
     } finally {
-      deadline.signal.removeEventListener('abort', onAbort)
+      signal.removeEventListener('abort', onAbort)
     }
-  } finally {
-    deadline.dispose()
-  }
+  })
 }
 
-/** The timeout and cancellation of one attempt, and how its errors are reported. */
-function attemptDeadline(endpoint: TunnelEndpoint, options: Pick<OpenTunnelSocketOptions, 'timeout' | 'signal'>) {
-  const timeout = options.timeout ?? 10_000
+/** How {@link withServerSocket} reaches an endpoint, and names it in errors. */
+function serverSocketOptions(endpoint: TunnelEndpoint, options: Pick<OpenTunnelSocketOptions, 'ca' | 'timeout' | 'signal'>): ServerSocketOptions {
   const where = formatTunnelAddress(endpoint)
-  const controller = new AbortController()
-  const timer = setTimeout(() => controller.abort(), timeout)
-  const onAbort = () => controller.abort()
-  options.signal?.addEventListener('abort', onAbort, { once: true })
   return {
-    timeout,
-    signal: controller.signal,
-    settle(err: unknown): unknown {
-      if (options.signal?.aborted === true) return new AbortError(undefined, { cause: options.signal.reason })
-      if (err instanceof AbortError || controller.signal.aborted) return new ConnectFailedError(`tunnel server ${where} did not answer within ${timeout} ms`, { cause: err })
-      return err
-    },
-    dispose(): void {
-      clearTimeout(timer)
-      options.signal?.removeEventListener('abort', onAbort)
-    },
+    host: endpoint.host,
+    port: endpoint.port,
+    secure: endpoint.secure,
+    certHash: endpoint.certHash,
+    servername: isIP(endpoint.host) === 0 ? endpoint.host : undefined,
+    ca: options.ca,
+    serverName: `tunnel server ${where}`,
+    connectionName: `connection to tunnel server ${where}`,
+    timeout: options.timeout,
+    signal: options.signal,
   }
 }
 
 async function openOnce(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptions): Promise<Outcome> {
-  const deadline = attemptDeadline(endpoint, options)
-  const { timeout } = deadline
-  const controller = { signal: deadline.signal }
-  const settle = deadline.settle
-  try {
-    let socket: net.Socket
-    try {
-      socket = await openSocket(endpoint, options, timeout, controller.signal)
-    } catch (err) {
-      throw settle(err)
-    }
-    const binding = socket instanceof tls.TLSSocket ? new Uint8Array(createHash('sha256').update(socket.getPeerCertificate(false).raw).digest()) : NO_CHANNEL_BINDING
-    const ws = new WebSocket(tunnelEndpointUrl(endpoint), {
-      createConnection: () => socket,
-      perMessageDeflate: false,
-      maxPayload: options.maxPayload ?? 65_536,
-      handshakeTimeout: timeout,
-      // Over TLS nobody on the path can see the frames, so masking (RFC 6455 §5.3, a
-      // defence for browsers' traffic through clear-text proxies) only costs CPU.
-      ...(endpoint.secure ? { generateMask: zeroMask } : {}),
-    })
-    try {
-      const outcome = await upgrade(ws, endpoint, binding, controller.signal)
-      if (!('ws' in outcome)) socket.destroy()
-      return outcome
-    } catch (err) {
-      ws.on('error', ignore)
-      ws.terminate()
-      socket.destroy()
-      throw settle(err)
-    }
-  } finally {
-    deadline.dispose()
-  }
-}
-
-function zeroMask(mask: Buffer): void {
-  mask.fill(0)
+  const settings = { ...serverSocketOptions(endpoint, options), url: tunnelEndpointUrl(endpoint), maxPayload: options.maxPayload ?? 65_536, zeroMask: endpoint.secure }
+  return openPinnedWebSocket(settings, async ({ ws, socket, certificateHash }, signal) => {
+    const binding = certificateHash === undefined ? NO_CHANNEL_BINDING : new Uint8Array(certificateHash)
+    const outcome = await upgrade(ws, endpoint, binding, signal)
+    if (!('ws' in outcome)) socket.destroy()
+    return outcome
+  })
 }
 
 function upgrade(ws: WebSocket, endpoint: TunnelEndpoint, binding: Uint8Array, signal: AbortSignal): Promise<Outcome> {
   const where = formatTunnelAddress(endpoint)
-  return new Promise<Outcome>((resolve, reject) => {
-    const onAbort = () => fail(new AbortError())
-    const onOpen = () => {
-      cleanup()
+  return awaitWebSocket<Outcome>(ws, signal, (resolve, fail) => ({
+    open() {
       // Messages that came with the upgrade response would be emitted before the caller
       // can listen: hold them until it resumes.
       ws.pause()
       resolve({ ws, endpoint, binding })
-    }
-    const onError = (err: Error) => fail(new ConnectFailedError(`WebSocket to tunnel server ${where} failed: ${err.message}`, { cause: err }))
-    const onClose = () => fail(new ConnectFailedError(`tunnel server ${where} closed the connection during the upgrade`))
-    const onResponse = (_req: unknown, res: IncomingMessage) => {
+    },
+    error: (err: Error) => fail(new ConnectFailedError(`WebSocket to tunnel server ${where} failed: ${err.message}`, { cause: err })),
+    close: () => fail(new ConnectFailedError(`tunnel server ${where} closed the connection during the upgrade`)),
+    'unexpected-response'(_req: unknown, res: IncomingMessage) {
       const status = res.statusCode ?? 0
       const location = res.headers.location
       res.resume()
       if ([301, 302, 303, 307, 308].includes(status) && typeof location === 'string' && location.length > 0) {
-        cleanup()
+        resolve({ status, location })
         ws.on('error', ignore)
         ws.terminate()
-        resolve({ status, location })
         return
       }
       fail(new ConnectFailedError(`tunnel server ${where} refused the WebSocket: HTTP ${status}${res.headers['x-peerlink-error'] ? ` (${String(res.headers['x-peerlink-error'])})` : ''}`))
-    }
-    function cleanup(): void {
-      signal.removeEventListener('abort', onAbort)
-      ws.off('open', onOpen)
-      ws.off('error', onError)
-      ws.off('close', onClose)
-      ws.off('unexpected-response', onResponse)
-    }
-    function fail(err: Error): void {
-      cleanup()
-      reject(err)
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    ws.on('open', onOpen)
-    ws.on('error', onError)
-    ws.on('close', onClose)
-    ws.on('unexpected-response', onResponse)
-  })
-}
-
-let pinnedContext: tls.SecureContext | undefined
-
-async function openSocket(endpoint: TunnelEndpoint, options: OpenTunnelSocketOptions, timeout: number, signal: AbortSignal): Promise<net.Socket> {
-  const servername = isIP(endpoint.host) === 0 ? endpoint.host : undefined
-  const where = formatTunnelAddress(endpoint)
-  if (endpoint.secure && endpoint.certHash !== undefined) {
-    pinnedContext ??= tls.createSecureContext()
-    return connectTlsPinned({ host: endpoint.host, port: endpoint.port, certHash: endpoint.certHash, timeout, signal, secureContext: pinnedContext, ...(servername ? { servername } : {}) })
-  }
-  const ca = options.ca === undefined ? undefined : [...tls.rootCertificates, ...(Array.isArray(options.ca) ? options.ca : [options.ca as string | Uint8Array]).map(pem)]
-  return new Promise<net.Socket>((resolve, reject) => {
-    const socket: net.Socket = endpoint.secure
-      ? tls.connect({ host: endpoint.host, port: endpoint.port, rejectUnauthorized: true, ...(servername ? { servername } : {}), ...(ca ? { ca } : {}) })
-      : net.connect({ host: endpoint.host, port: endpoint.port })
-    const onAbort = () => fail(new AbortError())
-    const onError = (err: NodeJS.ErrnoException) => {
-      if ((err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') && servername !== undefined) return fail(new HostUnresolvedError(endpoint.host, err))
-      fail(new ConnectFailedError(`connection to tunnel server ${where} failed: ${err.code ?? err.message}`, { cause: err }))
-    }
-    const onClose = () => fail(new ConnectFailedError(`connection to tunnel server ${where} closed during the handshake`))
-    const onConnect = () => {
-      cleanup()
-      resolve(socket)
-    }
-    function cleanup(): void {
-      signal.removeEventListener('abort', onAbort)
-      socket.off('error', onError)
-      socket.off('close', onClose)
-    }
-    function fail(err: Error): void {
-      cleanup()
-      socket.destroy()
-      reject(err)
-    }
-    signal.addEventListener('abort', onAbort, { once: true })
-    socket.on('error', onError)
-    socket.on('close', onClose)
-    socket.once(endpoint.secure ? 'secureConnect' : 'connect', onConnect)
-  })
-}
-
-function pem(value: string | Uint8Array): string | Buffer {
-  return typeof value === 'string' ? value : Buffer.from(value)
+    },
+  }))
 }
 
 function ignore(): void {}

@@ -1,7 +1,9 @@
 /**
  * Logging in to a tunnel server: open the control WebSocket (following redirects),
  * answer the challenge with the token and/or the identity's signature, and wait for the
- * welcome. Refusals become typed errors ({@link tunnelErrorFromReply}).
+ * welcome. Refusals become typed errors ({@link tunnelErrorFromReply}). A listening
+ * peer's listen socket logs in the same way ({@link awaitTunnelWelcome}), in its own
+ * dialect.
  *
  * @module
  */
@@ -16,6 +18,7 @@ import {
   TunnelUnavailableError,
 } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
+import { awaitWebSocket } from '../pinned-websocket.js'
 import { signTunnelChallenge } from './tunnel-auth.js'
 import { type TunnelEndpoint, formatTunnelAddress, openTunnelSocket } from './tunnel-connect.js'
 import {
@@ -28,6 +31,7 @@ import {
   decodeTunnelServerMessage,
   encodeTunnelClientMessage,
 } from './tunnel-messages.js'
+import type { TunnelPeerServerMessage } from './tunnel-peer-messages.js'
 
 /** Options of {@link loginTunnel}. */
 export interface TunnelLoginOptions {
@@ -86,7 +90,13 @@ export async function loginTunnel(options: TunnelLoginOptions): Promise<TunnelLo
       throw err
     })
     try {
-      const { welcome, attach } = await handshake(opened.ws, options, opened.binding, formatTunnelAddress(opened.endpoint), controller.signal)
+      const { welcome, attach } = await awaitTunnelWelcome(opened.ws, {
+        dialect: CONTROL_DIALECT,
+        answer: (nonce) => encodeTunnelClientMessage(helloFor(options, nonce, opened.binding)),
+        where: formatTunnelAddress(opened.endpoint),
+        name: options.hello.name,
+        signal: controller.signal,
+      })
       return { ws: opened.ws, endpoint: opened.endpoint, welcome, attach }
     } catch (err) {
       opened.ws.on('error', () => {})
@@ -101,80 +111,137 @@ export async function loginTunnel(options: TunnelLoginOptions): Promise<TunnelLo
   }
 }
 
-function handshake(
+/**
+ * What differs between the logins on a tunnel server: a device's control socket
+ * ({@link CONTROL_DIALECT}) and a listening peer's listen socket (`tunnel-peer-listener.ts`).
+ */
+export interface TunnelSocketDialect<W extends TunnelServerMessage | TunnelPeerServerMessage> {
+  /** The socket in errors: `control`, `listen`. */
+  readonly socket: string
+  /** What this end calls itself when the protocol versions differ: `client`, `peer`. */
+  readonly self: string
+  /** The error for a text frame. */
+  readonly textFrameError: string
+  /** The welcome's type. */
+  readonly welcome: W['type']
+  /** Decodes a server message (throws `TunnelProtocolError`). */
+  decode(data: Buffer): TunnelServerMessage | TunnelPeerServerMessage
+  /** The encoded answer to a `ping`. */
+  pong(id: number): Uint8Array
+  /** What a close during the login says after the code (e.g. the reason). */
+  closeDetail(code: number, reason: Buffer): string
+}
+
+/** The login of a device's control socket. */
+export const CONTROL_DIALECT: TunnelSocketDialect<TunnelWelcomeMessage> = {
+  socket: 'control',
+  self: 'client',
+  textFrameError: 'control messages are binary frames',
+  welcome: 'welcome',
+  decode: decodeTunnelServerMessage,
+  pong: (id) => encodeTunnelClientMessage({ type: 'pong', id }),
+  closeDetail: (code, reason) => `${code} ${reason.toString().slice(0, 100)}`,
+}
+
+/** Options of {@link awaitTunnelWelcome}. */
+export interface AwaitTunnelWelcomeOptions<W extends TunnelServerMessage | TunnelPeerServerMessage> {
+  /** Which login. */
+  dialect: TunnelSocketDialect<W>
+  /** The encoded answer to the challenge's nonce (signed with the channel binding). */
+  answer: (nonce: Uint8Array) => Uint8Array
+  /** The server, `HOST:PORT`, in errors. */
+  where: string
+  /**
+   * The name asked for (named in `TunnelNameTakenError`).
+   * @default undefined
+   */
+  name?: string | undefined
+  /**
+   * Milliseconds until it fails with `TunnelUnavailableError` ("did not register us").
+   * @default no limit of its own
+   */
+  timeout?: number | undefined
+  /** Cancels the login (rejects with `AbortError`). */
+  signal: AbortSignal
+}
+
+/**
+ * Runs a login on an open, paused tunnel socket: answers the server's `challenge` (its
+ * protocol version checked) and its `ping`s, and resolves at the welcome. What follows
+ * the welcome is held until `attach`.
+ *
+ * @throws `TunnelProtocolError`, `TunnelAuthError`, `TunnelUnavailableError`, … (rejects) when the server refuses, misbehaves or closes.
+ * @throws `AbortError` (rejects) when `signal` fires first.
+ *
+ * @example
+ * ```ts
+ * const { welcome, attach } = await awaitTunnelWelcome(opened.ws, { dialect: CONTROL_DIALECT, answer: (nonce) => encodeHello(nonce), where, signal })
+ * ```
+ */
+export function awaitTunnelWelcome<W extends TunnelServerMessage | TunnelPeerServerMessage>(
   ws: WebSocket,
-  options: TunnelLoginOptions,
-  binding: Uint8Array,
-  where: string,
-  signal: AbortSignal,
-): Promise<{ welcome: TunnelWelcomeMessage; attach: TunnelLogin['attach'] }> {
-  return new Promise((resolve, reject) => {
-    let state: 'open' | 'challenged' = 'open'
-    const onAbort = () => fail(new AbortError())
-    const onError = (err: Error) => fail(new TunnelUnavailableError(`control socket to ${where} failed: ${err.message}`, { cause: err }))
-    const onClose = (code: number, reason: Buffer) => fail(new TunnelUnavailableError(`tunnel server ${where} closed the control socket (${code} ${reason.toString().slice(0, 100)})`))
-    const onMessage = (data: Buffer, isBinary: boolean) => {
-      let message: TunnelServerMessage
-      try {
-        if (!isBinary) throw new TunnelProtocolError('control messages are binary frames')
-        message = decodeTunnelServerMessage(data)
-      } catch (err) {
-        return fail(err as Error)
-      }
-      if (message.type === 'error') return fail(tunnelErrorFromReply(message, where, options.hello.name))
-      if (message.type === 'ping') {
-        ws.send(encodeTunnelClientMessage({ type: 'pong', id: message.id }))
-        return
-      }
-      if (state === 'open' && message.type === 'challenge') {
-        if (message.version !== TUNNEL_PROTOCOL_VERSION) {
-          return fail(new TunnelProtocolError(`tunnel server ${where} speaks protocol version ${message.version}, this client ${TUNNEL_PROTOCOL_VERSION}`))
+  options: AwaitTunnelWelcomeOptions<W>,
+): Promise<{ welcome: W; attach: TunnelLogin['attach'] }> {
+  const { dialect, where, signal, timeout } = options
+  let challenged = false
+  let timer: NodeJS.Timeout | undefined
+  const send = (data: Uint8Array) => {
+    if (ws.readyState === ws.OPEN) ws.send(data)
+  }
+  const welcomed = awaitWebSocket<{ welcome: W; attach: TunnelLogin['attach'] }>(ws, signal, (resolve, fail) => {
+    if (timeout !== undefined) timer = setTimeout(() => fail(new TunnelUnavailableError(`tunnel server ${where} did not register us within ${timeout} ms`)), timeout)
+    return {
+      message(data: Buffer, isBinary: boolean) {
+        let message: TunnelServerMessage | TunnelPeerServerMessage
+        try {
+          if (!isBinary) throw new TunnelProtocolError(dialect.textFrameError)
+          message = dialect.decode(data)
+        } catch (err) {
+          return fail(err as Error)
         }
-        state = 'challenged'
-        const hello: TunnelHelloMessage = { type: 'hello', version: TUNNEL_PROTOCOL_VERSION, ...options.hello }
-        if (options.token !== undefined) hello.token = options.token
-        if (options.identity !== undefined) {
-          hello.peerId = options.identity.peerId
-          hello.signature = signTunnelChallenge(options.identity, TUNNEL_PROTOCOL_VERSION, message.nonce, binding)
+        if (message.type === 'error') return fail(tunnelErrorFromReply(message, where, options.name))
+        if (message.type === 'ping') return send(dialect.pong(message.id))
+        if (!challenged && message.type === 'challenge') {
+          if (message.version !== TUNNEL_PROTOCOL_VERSION) {
+            return fail(new TunnelProtocolError(`tunnel server ${where} speaks protocol version ${message.version}, this ${dialect.self} ${TUNNEL_PROTOCOL_VERSION}`))
+          }
+          challenged = true
+          return send(options.answer(message.nonce))
         }
-        ws.send(encodeTunnelClientMessage(hello))
-        return
-      }
-      if (state === 'challenged' && message.type === 'welcome') {
-        // What follows the welcome may come in the same read: hold it until the caller listens.
-        cleanup()
-        const backlog: Array<[Buffer, boolean]> = []
-        const hold = (data: Buffer, isBinary: boolean) => void backlog.push([data, isBinary])
-        ws.on('message', hold)
-        ws.on('error', ignore)
-        return resolve({
-          welcome: message,
-          attach(onMessage) {
-            ws.off('message', hold)
-            ws.on('message', onMessage)
-            for (const [data, isBinary] of backlog.splice(0)) onMessage(data, isBinary)
-          },
-        })
-      }
-      fail(new TunnelProtocolError(`tunnel server ${where} sent ${message.type} during the login`))
+        if (challenged && message.type === dialect.welcome) {
+          // What follows the welcome may come in the same read: hold it until the caller listens.
+          const backlog: Array<[Buffer, boolean]> = []
+          const hold = (data: Buffer, isBinary: boolean) => void backlog.push([data, isBinary])
+          ws.on('message', hold)
+          ws.on('error', ignore)
+          return resolve({
+            welcome: message as W,
+            attach(onMessage) {
+              ws.off('message', hold)
+              ws.on('message', onMessage)
+              for (const [data, isBinary] of backlog.splice(0)) onMessage(data, isBinary)
+            },
+          })
+        }
+        fail(new TunnelProtocolError(`tunnel server ${where} sent ${message.type} during the login`))
+      },
+      error: (err: Error) => fail(new TunnelUnavailableError(`${dialect.socket} socket to ${where} failed: ${err.message}`, { cause: err })),
+      close: (code: number, reason: Buffer) => fail(new TunnelUnavailableError(`tunnel server ${where} closed the ${dialect.socket} socket (${dialect.closeDetail(code, reason)})`)),
     }
-    function cleanup(): void {
-      signal.removeEventListener('abort', onAbort)
-      ws.off('message', onMessage)
-      ws.off('error', onError)
-      ws.off('close', onClose)
-    }
-    function fail(err: Error): void {
-      cleanup()
-      reject(err)
-    }
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    ws.on('message', onMessage)
-    ws.on('error', onError)
-    ws.on('close', onClose)
-    ws.resume()
   })
+  if (!signal.aborted) ws.resume()
+  return welcomed.finally(() => clearTimeout(timer))
+}
+
+/** The hello that answers a challenge: the requested name and ports, the token, the signature. */
+function helloFor(options: TunnelLoginOptions, nonce: Uint8Array, binding: Uint8Array): TunnelHelloMessage {
+  const hello: TunnelHelloMessage = { type: 'hello', version: TUNNEL_PROTOCOL_VERSION, ...options.hello }
+  if (options.token !== undefined) hello.token = options.token
+  if (options.identity !== undefined) {
+    hello.peerId = options.identity.peerId
+    hello.signature = signTunnelChallenge(options.identity, TUNNEL_PROTOCOL_VERSION, nonce, binding)
+  }
+  return hello
 }
 
 /** The error a client raises for an `error` reply of the server. */

@@ -15,14 +15,15 @@
  */
 import { EventEmitter } from 'node:events'
 import type WebSocket from 'ws'
-import { type BackoffOptions, checkBackoffOptions, reconnectDelay } from '../beacon/backoff.js'
-import { AbortError, InvalidArgumentError, PeerlinkError, TunnelProtocolError, TunnelUnavailableError } from '../errors.js'
+import type { BackoffOptions } from '../beacon/backoff.js'
+import { AbortError, InvalidArgumentError, type PeerlinkError } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
 import { isPeerId } from '../identity/peer-id.js'
 import { type TunnelServerSpec, parseTunnelSpec } from '../server-spec.js'
+import { ReconnectLoop, startReconnecting } from './reconnect-loop.js'
 import { transferProof } from './tunnel-auth.js'
 import { type TunnelEndpoint, formatTunnelAddress, openTunnelSocket, tunnelEndpointUrl } from './tunnel-connect.js'
-import { isReplacedError, tunnelErrorFromReply } from './tunnel-login.js'
+import { type TunnelSocketDialect, awaitTunnelWelcome, isReplacedError } from './tunnel-login.js'
 import { TRANSFER_PATH, TUNNEL_MAX_MESSAGE_BYTES, TUNNEL_MAX_TOKEN_LENGTH, TUNNEL_PROTOCOL_VERSION, type TunnelAddress, type TunnelRejectReason } from './tunnel-messages.js'
 import { signTunnelPeerListen } from './tunnel-peer-auth.js'
 import { TUNNEL_PEER_MAX_FRAME } from './tunnel-peer-connector.js'
@@ -30,12 +31,12 @@ import {
   PEER_LISTEN_PATH,
   type TunnelPeerConnectionMessage,
   type TunnelPeerListenerMessage,
-  type TunnelPeerServerMessage,
   type TunnelPeerWelcomeMessage,
   decodeTunnelPeerServerMessage,
   encodeTunnelPeerMessage,
 } from './tunnel-peer-messages.js'
 import { type TunnelSecureConnection, secureTunnelStream } from './tunnel-secure-connection.js'
+import { serveTunnelSocket } from './tunnel-session.js'
 import { WebSocketDuplex } from './websocket-duplex.js'
 
 /** Who wants to connect (given to {@link TunnelPeerListenerOptions.accept}). */
@@ -122,7 +123,16 @@ interface Session {
   attach: (onMessage: (data: Buffer, isBinary: boolean) => void) => void
 }
 
-type Registered = Pick<Session, 'welcome' | 'attach'>
+/** The login of a listen socket. */
+const LISTEN_DIALECT: TunnelSocketDialect<TunnelPeerWelcomeMessage> = {
+  socket: 'listen',
+  self: 'peer',
+  textFrameError: 'messages are binary frames',
+  welcome: 'peer-welcome',
+  decode: decodeTunnelPeerServerMessage,
+  pong: (id) => encodeTunnelPeerMessage({ type: 'pong', id }),
+  closeDetail: (code) => `${code}`,
+}
 
 /**
  * A listening peer on the tunnel (see the module notes). Create it and
@@ -151,18 +161,8 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
   readonly #handshakeTimeout: number
   readonly #heartbeatMs: number
   readonly #maxHandshakes: number
-  readonly #backoff: Required<BackoffOptions>
-  readonly #signal: AbortSignal | undefined
-  readonly #life = new AbortController()
   readonly #handshakes = new Set<WebSocketDuplex>()
-  #state: TunnelPeerListenerState = 'idle'
-  #specIndex = 0
-  #failures = 0
-  #session: Session | undefined
-  #loop: Promise<void> | undefined
-  #closing: Promise<void> | undefined
-  #closeError: PeerlinkError | undefined
-  readonly #onAbort = () => void this.close()
+  readonly #loop: ReconnectLoop<TunnelServerSpec, Session>
 
   /** @throws {@link InvalidArgumentError} or `InvalidServerSpecError` for bad options. */
   constructor(options: TunnelPeerListenerOptions) {
@@ -187,17 +187,24 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
     const maxHandshakes = options.maxHandshakes ?? 64
     if (!Number.isInteger(maxHandshakes) || maxHandshakes < 1) throw new InvalidArgumentError('maxHandshakes must be a positive integer')
     this.#maxHandshakes = maxHandshakes
-    this.#backoff = checkBackoffOptions(options)
-    this.#signal = options.signal
+    this.#loop = new ReconnectLoop(this.#specs, options, {
+      login: (spec) => this.#login(spec),
+      serve: (session) => this.#serve(session),
+      isFatal,
+      disconnected: (error, retryInMs) => this.emit('disconnected', error, retryInMs),
+      release: () => this.#release(),
+      closed: (error) => this.emit('close', error),
+    })
   }
 
   /** Where the listener is in its life. */
   get state(): TunnelPeerListenerState {
-    return this.#state
+    const state = this.#loop.state
+    return state === 'serving' ? 'listening' : state
   }
 
   get #closed(): boolean {
-    return this.#state === 'closed'
+    return this.#loop.state === 'closed'
   }
 
   /** The PeerId we listen under. */
@@ -207,7 +214,7 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
 
   /** The URL of the server we are registered at now, `undefined` when not registered. */
   get server(): string | undefined {
-    const session = this.#session
+    const session = this.#loop.session
     return session === undefined ? undefined : tunnelEndpointUrl({ ...session.endpoint, path: session.transferPath.slice(0, -TRANSFER_PATH.length) })
   }
 
@@ -218,10 +225,7 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
 
   /** Starts listening (and reconnecting). Idempotent. */
   start(): void {
-    if (this.#state !== 'idle') return
-    if (this.#signal?.aborted === true) return void this.close()
-    this.#signal?.addEventListener('abort', this.#onAbort, { once: true })
-    this.#loop = this.#run()
+    this.#loop.start()
   }
 
   /**
@@ -229,57 +233,13 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
    * handshakes in progress. Verified connections already emitted stay open. Idempotent.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close()
-    return this.#closing
+    return this.#loop.close()
   }
 
-  async #close(): Promise<void> {
-    const wasIdle = this.#state === 'idle'
-    this.#state = 'closed'
-    this.#signal?.removeEventListener('abort', this.#onAbort)
-    this.#life.abort()
-    const session = this.#session
-    if (session !== undefined) {
-      const closed = new Promise<void>((resolve) => (session.ws.readyState === session.ws.CLOSED ? resolve() : session.ws.once('close', () => resolve())))
-      session.ws.close(1000, 'closing')
-      const timer = setTimeout(() => session.ws.terminate(), 1_000)
-      await closed
-      clearTimeout(timer)
-    }
+  #release(): void {
     for (const stream of this.#handshakes) {
       stream.destroy()
       stream.webSocket.terminate()
-    }
-    if (!wasIdle) await this.#loop
-    this.emit('close', this.#closeError)
-  }
-
-  async #run(): Promise<void> {
-    while (this.#state !== 'closed') {
-      const spec = this.#specs[this.#specIndex]!
-      this.#state = 'connecting'
-      let error: PeerlinkError | undefined
-      try {
-        const session = await this.#login(spec)
-        this.#failures = 0
-        error = await this.#serve(session)
-      } catch (err) {
-        if (this.#closed) return
-        error = err instanceof PeerlinkError ? err : new TunnelUnavailableError((err as Error).message, { cause: err })
-        this.#failures++
-        this.#specIndex = (this.#specIndex + 1) % this.#specs.length
-      }
-      if (this.#closed) return
-      if (error !== undefined && isFatal(error)) {
-        this.#closeError = error
-        this.emit('disconnected', error, undefined)
-        void this.close()
-        return
-      }
-      const delay = reconnectDelay(this.#failures, this.#backoff)
-      this.#state = 'waiting'
-      this.emit('disconnected', error, delay)
-      await sleep(delay, this.#life.signal)
     }
   }
 
@@ -290,12 +250,21 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
       endpoint,
       maxPayload: TUNNEL_MAX_MESSAGE_BYTES * 4,
       timeout: this.#connectTimeout,
-      signal: this.#life.signal,
+      signal: this.#loop.signal,
       ...(this.#ca === undefined ? {} : { ca: this.#ca }),
     })
     try {
-      const { welcome, attach } = await this.#handshake(opened.ws, opened.binding, formatTunnelAddress(endpoint))
-      if (this.#state === 'closed') throw new AbortError()
+      const { welcome, attach } = await awaitTunnelWelcome(opened.ws, {
+        dialect: LISTEN_DIALECT,
+        answer: (nonce) => {
+          const signature = signTunnelPeerListen(this.#identity, TUNNEL_PROTOCOL_VERSION, nonce, opened.binding)
+          return encodeTunnelPeerMessage({ type: 'peer-listen', version: TUNNEL_PROTOCOL_VERSION, peerId: this.#identity.peerId, signature, ...(this.#token === undefined ? {} : { token: this.#token }) })
+        },
+        where: formatTunnelAddress(endpoint),
+        timeout: this.#connectTimeout,
+        signal: this.#loop.signal,
+      })
+      if (this.#closed) throw new AbortError()
       return { ws: opened.ws, endpoint, welcome, attach, transferPath: `${base}${TRANSFER_PATH}` }
     } catch (err) {
       opened.ws.on('error', ignore)
@@ -304,125 +273,23 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
     }
   }
 
-  #handshake(ws: WebSocket, binding: Uint8Array, where: string): Promise<Registered> {
-    const signal = this.#life.signal
-    return new Promise((resolve, reject) => {
-      let challenged = false
-      const timer = setTimeout(() => fail(new TunnelUnavailableError(`tunnel server ${where} did not register us within ${this.#connectTimeout} ms`)), this.#connectTimeout)
-      const onAbort = () => fail(new AbortError())
-      const onError = (err: Error) => fail(new TunnelUnavailableError(`listen socket to ${where} failed: ${err.message}`, { cause: err }))
-      const onClose = (code: number) => fail(new TunnelUnavailableError(`tunnel server ${where} closed the listen socket (${code})`))
-      const onMessage = (data: Buffer, isBinary: boolean) => {
-        let message: TunnelPeerServerMessage
-        try {
-          if (!isBinary) throw new TunnelProtocolError('messages are binary frames')
-          message = decodeTunnelPeerServerMessage(data)
-        } catch (err) {
-          return fail(err as Error)
-        }
-        if (message.type === 'error') return fail(tunnelErrorFromReply(message, where))
-        if (message.type === 'ping') return send(ws, { type: 'pong', id: message.id })
-        if (!challenged && message.type === 'challenge') {
-          if (message.version !== TUNNEL_PROTOCOL_VERSION) return fail(new TunnelProtocolError(`tunnel server ${where} speaks protocol version ${message.version}, this peer ${TUNNEL_PROTOCOL_VERSION}`))
-          challenged = true
-          const signature = signTunnelPeerListen(this.#identity, TUNNEL_PROTOCOL_VERSION, message.nonce, binding)
-          return send(ws, { type: 'peer-listen', version: TUNNEL_PROTOCOL_VERSION, peerId: this.#identity.peerId, signature, ...(this.#token === undefined ? {} : { token: this.#token }) })
-        }
-        if (challenged && message.type === 'peer-welcome') {
-          cleanup()
-          // What follows the welcome may come in the same read: hold it until #serve listens.
-          const backlog: Array<[Buffer, boolean]> = []
-          const hold = (data: Buffer, isBinary: boolean) => void backlog.push([data, isBinary])
-          ws.on('message', hold)
-          ws.on('error', ignore)
-          return resolve({
-            welcome: message,
-            attach(onMessage) {
-              ws.off('message', hold)
-              ws.on('message', onMessage)
-              for (const [data, isBinary] of backlog.splice(0)) onMessage(data, isBinary)
-            },
-          })
-        }
-        fail(new TunnelProtocolError(`tunnel server ${where} sent ${message.type} during the login`))
-      }
-      function cleanup(): void {
-        clearTimeout(timer)
-        signal.removeEventListener('abort', onAbort)
-        ws.off('message', onMessage)
-        ws.off('error', onError)
-        ws.off('close', onClose)
-      }
-      function fail(err: Error): void {
-        cleanup()
-        reject(err)
-      }
-      if (signal.aborted) return onAbort()
-      signal.addEventListener('abort', onAbort, { once: true })
-      ws.on('message', onMessage)
-      ws.on('error', onError)
-      ws.on('close', onClose)
-      ws.resume()
-    })
-  }
-
   /** Serves a registered session until its socket closes; resolves with why. */
   #serve(session: Session): Promise<PeerlinkError | undefined> {
-    const { ws, endpoint } = session
-    const where = formatTunnelAddress(endpoint)
-    this.#session = session
-    this.#state = 'listening'
-    return new Promise<PeerlinkError | undefined>((resolve) => {
-      let error: PeerlinkError | undefined
-      let lastHeard = performance.now()
-      const heartbeat = setInterval(() => {
-        if (performance.now() - lastHeard > 2 * this.#heartbeatMs) {
-          error ??= new TunnelUnavailableError(`tunnel server ${where} went silent`)
-          ws.terminate()
-          return
-        }
-        if (ws.readyState === ws.OPEN) ws.ping()
-      }, this.#heartbeatMs)
-      const heard = () => (lastHeard = performance.now())
-      ws.on('ping', heard)
-      ws.on('pong', heard)
-      ws.on('error', ignore)
-      session.attach((data: Buffer, isBinary: boolean) => {
-        heard()
-        let message: TunnelPeerServerMessage
-        try {
-          if (!isBinary) throw new TunnelProtocolError('messages are binary frames')
-          message = decodeTunnelPeerServerMessage(data)
-        } catch (err) {
-          error ??= err as PeerlinkError
-          ws.close(1002, 'protocol error')
-          return
-        }
-        switch (message.type) {
-          case 'peer-connection':
-            return this.#take(session, message)
-          case 'ping':
-            return send(ws, { type: 'pong', id: message.id })
-          case 'pong':
-            return
-          case 'error':
-            if (message.code !== 'rate-limited') error ??= tunnelErrorFromReply(message, where)
-            return
-          default:
-            error ??= new TunnelProtocolError(`tunnel server ${where} sent ${message.type} after the login`)
-            ws.close(1002, 'protocol error')
-        }
-      })
-      const onClose = (code: number) => {
-        clearInterval(heartbeat)
-        if (this.#session === session) this.#session = undefined
-        if (this.#state === 'closed') return resolve(undefined)
-        resolve(error ?? new TunnelUnavailableError(`tunnel server ${where} closed the listen socket (${code})`))
-      }
-      if (ws.readyState === ws.CLOSED) onClose(1006)
-      else ws.once('close', onClose)
-      this.emit('listening', this.server!)
+    const ended = serveTunnelSocket({
+      ws: session.ws,
+      attach: session.attach,
+      dialect: LISTEN_DIALECT,
+      where: formatTunnelAddress(session.endpoint),
+      heartbeatMs: this.#heartbeatMs,
+      dispatch: (message) => {
+        if (message.type !== 'peer-connection') return false
+        this.#take(session, message)
+        return true
+      },
+      signal: this.#loop.signal,
     })
+    this.emit('listening', this.server!)
+    return ended
   }
 
   /** Takes an announced connection: transfer socket, then the verified handshake. */
@@ -439,29 +306,29 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
     if (this.#handshakes.size >= this.#maxHandshakes) return reject('limit')
     const proof = transferProof(session.welcome.secret, message.id)
     const endpoint: TunnelEndpoint = { ...session.endpoint, path: `${session.transferPath}?id=${Buffer.from(message.id).toString('base64url')}&proof=${proof.toString('base64url')}` }
-    openTunnelSocket({ endpoint, maxPayload: TUNNEL_PEER_MAX_FRAME, timeout: this.#connectTimeout, signal: this.#life.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
+    openTunnelSocket({ endpoint, maxPayload: TUNNEL_PEER_MAX_FRAME, timeout: this.#connectTimeout, signal: this.#loop.signal, ...(this.#ca === undefined ? {} : { ca: this.#ca }) }).then(
       ({ ws }) => {
         const stream = new WebSocketDuplex(ws)
-        if (this.#state === 'closed') {
+        if (this.#closed) {
           stream.destroy()
           ws.terminate()
           return
         }
         this.#handshakes.add(stream)
-        secureTunnelStream({ stream, isInitiator: false, keyPair: this.#identity.keyPair, expectedPeerId: message.from, handshakeTimeout: this.#handshakeTimeout, signal: this.#life.signal }).then(
+        secureTunnelStream({ stream, isInitiator: false, keyPair: this.#identity.keyPair, expectedPeerId: message.from, handshakeTimeout: this.#handshakeTimeout, signal: this.#loop.signal }).then(
           (connection) => {
             this.#handshakes.delete(stream)
             // Nobody to take it (no 'connection' listener): close it rather than leak it.
-            if (this.#state === 'closed' || !this.emit('connection', connection, request)) connection.destroy()
+            if (this.#closed || !this.emit('connection', connection, request)) connection.destroy()
           },
           (err: unknown) => {
             this.#handshakes.delete(stream)
-            if (this.#state !== 'closed') this.emit('handshakeError', err as PeerlinkError, request)
+            if (!this.#closed) this.emit('handshakeError', err as PeerlinkError, request)
           },
         )
       },
       (err: unknown) => {
-        if (this.#state !== 'closed') this.emit('handshakeError', err as PeerlinkError, request)
+        if (!this.#closed) this.emit('handshakeError', err as PeerlinkError, request)
       },
     )
   }
@@ -485,33 +352,7 @@ export class TunnelPeerListener extends EventEmitter<TunnelPeerListenerEvents> {
  * ```
  */
 export async function listenTunnelPeer(options: TunnelPeerListenerOptions): Promise<TunnelPeerListener> {
-  const listener = new TunnelPeerListener(options)
-  let failures = 0
-  const outcome = new Promise<void>((resolve, reject) => {
-    const done = (err?: Error) => {
-      listener.off('listening', onListening)
-      listener.off('disconnected', onDisconnected)
-      listener.off('close', onClose)
-      if (err === undefined) resolve()
-      else reject(err)
-    }
-    const onListening = () => done()
-    const onDisconnected = (error: PeerlinkError | undefined) => {
-      if (++failures >= listener.serverCount || error === undefined) done(error ?? new TunnelUnavailableError('no tunnel server could be reached'))
-    }
-    const onClose = (error: PeerlinkError | undefined) => done(error ?? new AbortError('TunnelPeerListener closed'))
-    listener.on('listening', onListening)
-    listener.on('disconnected', onDisconnected)
-    listener.on('close', onClose)
-  })
-  listener.start()
-  try {
-    await outcome
-  } catch (err) {
-    await listener.close()
-    throw err
-  }
-  return listener
+  return startReconnecting(new TunnelPeerListener(options), 'listening', 'TunnelPeerListener')
 }
 
 function send(ws: WebSocket, message: TunnelPeerListenerMessage): void {
@@ -526,19 +367,6 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   const result = value ?? fallback
   if (!(Number.isFinite(result) && result > 0)) throw new InvalidArgumentError(`${name} must be a positive number of milliseconds`)
   return result
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (signal.aborted) return resolve()
-    const timer = setTimeout(done, ms)
-    function done(): void {
-      clearTimeout(timer)
-      signal.removeEventListener('abort', done)
-      resolve()
-    }
-    signal.addEventListener('abort', done, { once: true })
-  })
 }
 
 function ignore(): void {}

@@ -8,6 +8,7 @@ import { type Peer, type PeerConnection, createPeer } from '../../src/peer/index
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
 import { startCoturn, type Coturn } from '../helpers/coturn.js'
+import { readAll } from '../testing/read-all.js'
 
 const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
 const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
@@ -16,12 +17,6 @@ const USER = { username: 'carol', credential: 'coturn-password' }
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
 }
 
 describe('Peer through coturn (relay-only)', () => {

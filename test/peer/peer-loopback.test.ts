@@ -7,18 +7,13 @@ import { createIdentity } from '../../src/identity/index.js'
 import { type Peer, type PeerConnection, createPeer } from '../../src/peer/index.js'
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
+import { readAll } from '../testing/read-all.js'
 
 const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
 const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
 }
 
 describe('Peer over loopback', () => {

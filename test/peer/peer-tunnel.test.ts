@@ -13,6 +13,7 @@ import type { BeaconServer } from '../../src/server/beacon/index.js'
 import type { TunnelServer } from '../../src/server/tunnel/tunnel-server.js'
 import { specOf, startBeacon, until } from '../beacon/helpers.js'
 import { TOKEN, startTunnel, urlOf } from '../server/tunnel/helpers.js'
+import { readAll } from '../testing/read-all.js'
 
 const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
 /** No usable host address: the peer offers no candidate, so no UDP pair can work. */
@@ -20,12 +21,6 @@ const NO_CANDIDATES = { hostAddresses: ['127.0.0.3'], includeLoopback: true } as
 const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
-}
 
 function recordAttempts(peer: Peer): AttemptEvent[] {
   const events: AttemptEvent[] = []

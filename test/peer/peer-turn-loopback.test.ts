@@ -12,6 +12,7 @@ import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { TurnServer } from '../../src/server/turn/turn-server.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
 import { randomPortRange } from '../server/turn/coturn-tools.js'
+import { readAll } from '../testing/read-all.js'
 
 const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
 const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
@@ -31,12 +32,6 @@ function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex')
-}
-
-async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of stream) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
 }
 
 describe('Peer through a TURN relay on loopback', () => {

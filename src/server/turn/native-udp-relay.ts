@@ -52,7 +52,7 @@ export interface NativeUdpRelay {
   takeStats(socket: NativeSocketHandle): [number, number, number, number, number]
   /** Routes installed in this process (or worker). */
   routeCount(): number
-  /** Sockets created and not yet closed in this process (or worker): for leak checks. */
+  /** Sockets created and not yet asked to close in this process (or worker): for leak checks. */
   openSockets(): number
 }
 
