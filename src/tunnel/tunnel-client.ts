@@ -137,7 +137,10 @@ export class TunnelClient extends EventEmitter<TunnelClientEvents> {
         // The name we were given lapsed and someone else has it now: take a new one.
         if (error.code === 'ERR_TUNNEL_NAME_TAKEN' && this.#fixedName === undefined && this.#name !== undefined) this.#name = undefined
       },
-      isFatal,
+      // A name the server gave us and someone took while we were away is not fatal
+      // (attemptFailed has dropped it: the next attempt asks for a new one); a name the
+      // user fixed is.
+      isFatal: (error) => (error.code === 'ERR_TUNNEL_NAME_TAKEN' ? this.#fixedName !== undefined : isFatal(error)),
       disconnected: (error, retryInMs) => this.emit('disconnected', error, retryInMs),
       release: () => this.#release(),
       closed: (error) => this.emit('close', error),

@@ -117,6 +117,28 @@ describe('TunnelClient', () => {
     }
   })
 
+  it('takes a new name when the one the server gave it was taken while it was away; a fixed name stays fatal', async () => {
+    const first = await startTunnel()
+    const port = first.controlPort
+    const client = await exposeServices({ servers: urlOf(first), ports: [portOf(echo)], token: TOKEN, minDelayMs: 400, maxDelayMs: 400 })
+    const given = client.endpoints!.name
+    await first.close() // the client is disconnected and retries in 400 ms
+    const second = await startTunnel({ controlPort: port })
+    const squatter = await exposeServices({ servers: urlOf(second), ports: [portOf(echo)], token: OTHER_TOKEN, name: given })
+    try {
+      await until(() => client.state === 'connected' && client.endpoints!.server === second.url, 5_000)
+      expect(client.endpoints!.name).not.toBe(given)
+      const data = randomBytes(1_000)
+      expect((await exchange(client.endpoints!.ports[0]!.public, data)).equals(data)).toBe(true)
+      // Someone asking for the squatter's name explicitly is refused for good.
+      await expect(exposeServices({ servers: urlOf(second), ports: [portOf(echo)], token: TOKEN, name: given, minDelayMs: 10, maxDelayMs: 20 })).rejects.toMatchObject({ code: 'ERR_TUNNEL_NAME_TAKEN' })
+    } finally {
+      await client.close()
+      await squatter.close()
+      await second.close()
+    }
+  })
+
   it('closes when its signal is aborted, and refuses an aborted signal', async () => {
     const server = await startTunnel()
     const controller = new AbortController()
