@@ -53,6 +53,7 @@ describe('TURN native data path', () => {
   it('relays ChannelData both ways intact, counts it, and drops the route with the allocation', async () => {
     const before = routes()
     const { server, client, peer, relayed } = await setUp()
+    expect(server.dataPath).toBe(nativeUdpRelay === undefined ? 'javascript' : 'native')
     expect((await client.request('channel-bind', [{ type: 'channel-number', value: 0x4123 }, { type: 'xor-peer-address', value: peer.address }])).class).toBe('success')
     if (nativeUdpRelay !== undefined) expect(routes()).toBe(before + 1)
     const payloads = Array.from({ length: 50 }, (_, i) => Buffer.alloc(100 + i * 17, i))
