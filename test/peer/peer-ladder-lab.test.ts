@@ -8,7 +8,8 @@ import type { ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { NatLab } from '../../src/testing/index.js'
 import { createNatLab } from '../../src/testing/index.js'
-import { describeLab, nextMessage } from '../testing/lab-helpers.js'
+import type { ExchangeResult } from '../testing/lab-helpers.js'
+import { describeLab, nextMessage, PeerAgent } from '../testing/lab-helpers.js'
 
 /** The kinds of network, each as two sites (two different boxes) with one host. */
 const KINDS = {
@@ -39,48 +40,8 @@ function expectedPath(a: Kind, b: Kind): 'direct' | 'turn' | 'tunnel' {
   return 'direct'
 }
 
-interface ConnectResult {
-  info: { path: string; remote: { type: string } }
-  remotePeerId: string
-  connectMs: number
-  sent: string
-  received: { hash: string; bytes: number }
-}
-type AgentEvent = { event: string; name: string; remotePeerId?: string; sent?: string; received?: { hash: string; bytes: number } }
-
-class Agent {
-  readonly events: AgentEvent[] = []
-  #nextId = 1
-  peerId = ''
-
-  constructor(
-    readonly host: string,
-    readonly child: ChildProcess,
-  ) {
-    child.on('message', (m: AgentEvent) => {
-      if (m.event !== undefined) this.events.push(m)
-    })
-  }
-
-  async call<T>(op: string, args: Record<string, unknown> = {}, timeout = 30_000): Promise<T> {
-    const id = this.#nextId++
-    const reply = nextMessage(this.child, (m) => ((m as { id?: number }).id === id ? (m as { ok: boolean; code?: string; message?: string }) : undefined), timeout, `${op} in ${this.host}`)
-    this.child.send({ id, op, ...args })
-    const r = await reply
-    if (!r.ok) throw Object.assign(new Error(`${op} in ${this.host}: ${r.code} ${r.message}`), { code: r.code })
-    return r as T
-  }
-
-  async event(match: (e: AgentEvent) => boolean, timeout = 30_000): Promise<AgentEvent> {
-    const deadline = Date.now() + timeout
-    for (;;) {
-      const found = this.events.find(match)
-      if (found !== undefined) return found
-      if (Date.now() > deadline) throw new Error(`${this.host}: no matching event within ${timeout} ms`)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
-}
+/** The tunnel-agent fixture in one lab host. */
+type Agent = PeerAgent
 
 const forkOptions = process.env.PEERLINK_DIST === undefined ? {} : { env: { ...process.env, PEERLINK_DIST: process.env.PEERLINK_DIST } }
 
@@ -98,17 +59,17 @@ describeLab('The connection ladder: every pair of network kinds connects on the 
     await Promise.all(
       Object.keys(SITES).map(async (site) => {
         const host = (SITES[site] as { hosts: string[] }).hosts[0]!
-        const child = lab.fork(host, new URL('./fixtures/tunnel-agent.mjs', import.meta.url), [specs.beacon], forkOptions)
-        await nextMessage(child, (m) => ((m as { ready?: boolean }).ready ? true : undefined), 20_000, `agent ${host}`)
-        const agent = new Agent(host, child)
-        agent.peerId = (
-          await agent.call<{ peerId: string }>('start', {
-            name: 'main',
-            tunnels: [specs.tunnel],
-            turn: [{ urls: [specs.turn, `${specs.turn}?transport=tcp`], ...USER }],
-            fallbackDelay: 1500,
-          })
-        ).peerId
+        const agent = await PeerAgent.fork(lab, host, new URL('./fixtures/tunnel-agent.mjs', import.meta.url), {
+          args: [specs.beacon],
+          fork: forkOptions,
+          callTimeout: 30_000,
+          eventTimeout: 30_000,
+        })
+        await agent.start('main', {
+          tunnels: [specs.tunnel],
+          turn: [{ urls: [specs.turn, `${specs.turn}?transport=tcp`], ...USER }],
+          fallbackDelay: 1500,
+        })
         await agent.call('listen', { name: 'main', bytes: BIG }, 40_000)
         agents.set(host, agent)
       }),
@@ -129,12 +90,12 @@ describeLab('The connection ladder: every pair of network kinds connects on the 
     // The listener is the first site of kind a, the connector the second site of kind b.
     const listener = agents.get(`${a}1`)!
     const connector = agents.get(`${b}2`)!
-    const result = await connector.call<ConnectResult>('connect', { name: 'main', target: listener.peerId, bytes: BIG, timeout: 20_000 }, 60_000)
+    const result = await connector.call<ExchangeResult>('connect', { name: 'main', target: listener.peerId(), bytes: BIG, timeout: 20_000 }, 60_000)
     results.push({ cell: `${a}-${b}`, path: result.info.path, ms: result.connectMs })
-    expect(result.remotePeerId).toBe(listener.peerId)
+    expect(result.remotePeerId).toBe(listener.peerId())
     expect(result.info.path).toBe(expectedPath(a, b))
     expect(result.received.bytes).toBe(BIG)
-    const exchanged = await listener.event((e) => e.event === 'exchanged' && e.remotePeerId === connector.peerId && e.received?.hash === result.sent, 60_000)
+    const exchanged = await listener.event((e) => e.event === 'exchanged' && e.remotePeerId === connector.peerId() && e.received?.hash === result.sent, 60_000)
     expect(exchanged.received?.bytes).toBe(BIG)
     expect(result.received.hash).toBe(exchanged.sent)
   }, 90_000)

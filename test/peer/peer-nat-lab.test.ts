@@ -2,11 +2,11 @@
 // peers' only server (rendezvous and STUN); each lab host runs a peer-agent fixture
 // (dist/, built by `npm run build`) that the test drives over IPC. One lab, built once,
 // serves every case; each case uses its own pair of sites so NAT state does not carry over.
-import type { ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { NatLab } from '../../src/testing/index.js'
 import { createNatLab } from '../../src/testing/index.js'
-import { describeLab, nextMessage } from '../testing/lab-helpers.js'
+import type { ExchangeEvent, LabConnectionInfo } from '../testing/lab-helpers.js'
+import { describeLab, forkLabBeacon, nextMessage, PeerAgent, SMALL } from '../testing/lab-helpers.js'
 
 const EIM = 'endpoint-independent'
 const SITES = {
@@ -23,88 +23,12 @@ const SITES = {
 } as const
 type Host = (typeof SITES)[keyof typeof SITES]['hosts'][number]
 const HOSTS = Object.values(SITES).flatMap((site) => site.hosts) as Host[]
-/** Bytes each way of the small exchanges that prove a connection carries data. */
-const SMALL = 16 * 1024
 const BIG = 5 * 1024 * 1024
 
-interface Endpoint {
-  address: string
-  port: number
-  type: string
-}
-interface Info {
-  path: string
-  local: Endpoint
-  remote: Endpoint
-  ms: number
-}
-interface Hashed {
-  hash: string
-  bytes: number
-}
-interface ConnectResult {
-  info: Info
-  remotePeerId: string
-  connectMs: number
-  sent: string
-  received: Hashed
-  echo?: string
-}
-type AgentEvent = { event: string; name: string; remotePeerId?: string; peerId?: string; code?: string; info?: Info; sent?: string; received?: Hashed }
-
+type Info = LabConnectionInfo
+type AgentEvent = ExchangeEvent
 /** The peer-agent fixture in one lab host. */
-class Agent {
-  readonly events: AgentEvent[] = []
-  readonly peerIds = new Map<string, string>()
-  #nextId = 1
-
-  constructor(
-    readonly host: Host,
-    readonly child: ChildProcess,
-  ) {
-    child.on('message', (m: AgentEvent) => {
-      if (m.event !== undefined) this.events.push(m)
-    })
-  }
-
-  async call<T>(op: string, args: Record<string, unknown> = {}, timeout = 20_000): Promise<T> {
-    const id = this.#nextId++
-    const reply = nextMessage(this.child, (m) => ((m as { id?: number }).id === id ? (m as { ok: boolean; code?: string; message?: string }) : undefined), timeout, `${op} in ${this.host}`)
-    this.child.send({ id, op, ...args })
-    const r = await reply
-    if (!r.ok) throw Object.assign(new Error(`${op} in ${this.host}: ${r.code} ${r.message}`), { code: r.code })
-    return r as T
-  }
-
-  /** Starts peer `name` and makes it listen; returns its PeerId. */
-  async listen(name = 'main', options: { bytes?: number; liar?: boolean; connectTimeout?: number } = {}): Promise<string> {
-    const { peerId } = await this.call<{ peerId: string }>('start', { name, liar: options.liar === true, connectTimeout: options.connectTimeout })
-    await this.call('listen', { name, bytes: options.bytes ?? SMALL })
-    this.peerIds.set(name, peerId)
-    return peerId
-  }
-
-  peerId(name = 'main'): string {
-    const id = this.peerIds.get(name)
-    if (id === undefined) throw new Error(`no peer ${name} in ${this.host}`)
-    return id
-  }
-
-  connect(target: string, options: { bytes?: number; secondStream?: boolean; timeout?: number } = {}): Promise<ConnectResult> {
-    return this.call<ConnectResult>('connect', { name: 'main', target, bytes: options.bytes ?? SMALL, secondStream: options.secondStream === true, timeout: options.timeout ?? 15_000 }, (options.timeout ?? 15_000) + 10_000)
-  }
-
-  /** The first event (already received or coming) that `match` accepts. */
-  async event(match: (e: AgentEvent) => boolean, timeout = 15_000): Promise<AgentEvent> {
-    const deadline = Date.now() + timeout
-    for (;;) {
-      const found = this.events.find(match)
-      if (found !== undefined) return found
-      if (Date.now() > deadline) throw new Error(`${this.host}: no matching event within ${timeout} ms; got ${JSON.stringify(this.events.map((e) => [e.event, e.code]))}`)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
-}
+type Agent = PeerAgent
 
 describeLab('Peer through the NAT lab', () => {
   let lab: NatLab
@@ -114,13 +38,10 @@ describeLab('Peer through the NAT lab', () => {
 
   beforeAll(async () => {
     lab = await createNatLab({ servers: { beacon: {} }, sites: SITES })
-    const server = lab.fork('beacon', new URL('./fixtures/beacon.mjs', import.meta.url), [lab.address('beacon')])
-    beacon = await nextMessage(server, (m) => (m as { spec?: string }).spec, 15_000, 'beacon')
+    beacon = await forkLabBeacon(lab)
     await Promise.all(
       HOSTS.map(async (host) => {
-        const child = lab.fork(host, new URL('./fixtures/peer-agent.mjs', import.meta.url), [beacon])
-        await nextMessage(child, (m) => ((m as { ready?: boolean }).ready === true ? true : undefined), 20_000, `agent in ${host}`)
-        agents.set(host, new Agent(host, child))
+        agents.set(host, await PeerAgent.fork(lab, host, new URL('./fixtures/peer-agent.mjs', import.meta.url), { args: [beacon] }))
       }),
     )
     await Promise.all(HOSTS.map((host) => agent(host).listen()))

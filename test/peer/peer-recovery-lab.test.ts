@@ -5,11 +5,10 @@
 // reason `consent-lost`) and finish the transfer intact; when the rule goes, it must move
 // back to the direct pair (`path`, reason `upgrade`). Peers: the recovery-agent fixture
 // (from dist/: `npm run build`, or PEERLINK_DIST).
-import type { ChildProcess } from 'node:child_process'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
 import type { NatLab } from '../../src/testing/index.js'
 import { createNatLab } from '../../src/testing/index.js'
-import { describeLab, nextMessage } from '../testing/lab-helpers.js'
+import { describeLab, forkLabBeacon, forkLabTurn, PeerAgent } from '../testing/lab-helpers.js'
 
 const SITES = {
   'eim-1': { mapping: 'endpoint-independent', filtering: 'address-and-port-dependent', hosts: ['eim1'] },
@@ -34,39 +33,8 @@ interface PathEvent {
 }
 type AgentEvent = { event: string; name: string; at?: number; bytes?: number; hash?: string } & Partial<Omit<PathEvent, 'event' | 'name' | 'at'>>
 
-class Agent {
-  readonly events: AgentEvent[] = []
-  #nextId = 1
-
-  constructor(
-    readonly host: string,
-    readonly child: ChildProcess,
-  ) {
-    child.on('message', (m: AgentEvent) => {
-      if (m.event !== undefined) this.events.push(m)
-    })
-  }
-
-  async call<T>(op: string, args: Record<string, unknown> = {}, timeout = 20_000): Promise<T> {
-    const id = this.#nextId++
-    type Reply = { ok: boolean; code?: string; message?: string }
-    const reply = nextMessage(this.child, (m) => ((m as { id?: number }).id === id ? (m as Reply) : undefined), timeout, `${op} in ${this.host}`)
-    this.child.send({ id, op, ...args })
-    const r = await reply
-    if (!r.ok) throw Object.assign(new Error(`${op} in ${this.host}: ${r.code} ${r.message}`), { code: r.code })
-    return r as T
-  }
-
-  async event(match: (e: AgentEvent) => boolean, timeout = 15_000): Promise<AgentEvent> {
-    const deadline = Date.now() + timeout
-    for (;;) {
-      const found = this.events.find(match)
-      if (found !== undefined) return found
-      if (Date.now() > deadline) throw new Error(`${this.host}: no matching event within ${timeout} ms; got ${JSON.stringify(this.events.filter((e) => e.event !== 'progress'))}`)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
-}
+/** The recovery-agent fixture in one lab host. */
+type Agent = PeerAgent<AgentEvent>
 
 describeLab('Path recovery and upgrade in the NAT lab', () => {
   let lab: NatLab
@@ -97,22 +65,19 @@ describeLab('Path recovery and upgrade in the NAT lab', () => {
 
   beforeAll(async () => {
     lab = await createNatLab({ servers: { beacon: {}, turn: {} }, sites: SITES })
-    const beaconServer = lab.fork('beacon', new URL('./fixtures/beacon.mjs', import.meta.url), [lab.address('beacon')])
-    const beacon = await nextMessage(beaconServer, (m) => (m as { spec?: string }).spec, 15_000, 'beacon')
-    const turnServer = lab.fork('turn', new URL('./fixtures/turn-server.mjs', import.meta.url), [lab.address('turn'), USER.username, USER.credential])
-    const port = await nextMessage(turnServer, (m) => (m as { port?: number }).port, 15_000, 'turn server')
-    turn = [{ urls: `turn:${lab.address('turn')}:${port}?transport=udp`, ...USER }]
-    const start = async (host: string): Promise<Agent> => {
-      const child = lab.fork(host, new URL('./fixtures/recovery-agent.mjs', import.meta.url), [beacon])
-      await nextMessage(child, (m) => ((m as { ready?: boolean }).ready === true ? true : undefined), 20_000, `agent in ${host}`)
-      return new Agent(host, child)
-    }
+    const beacon = await forkLabBeacon(lab)
+    turn = [await forkLabTurn(lab, USER)]
+    const start = (host: string): Promise<Agent> =>
+      PeerAgent.fork<AgentEvent>(lab, host, new URL('./fixtures/recovery-agent.mjs', import.meta.url), {
+        args: [beacon],
+        describeEvents: (events) => events.filter((e) => e.event !== 'progress'),
+      })
     ;[dialer, listener] = await Promise.all([start('eim1'), start('eim2')])
   }, 60_000)
 
   afterEach((context) => {
     if (context.task.result?.state !== 'fail') return
-    for (const agent of [dialer, listener]) console.log(`[recovery-lab] ${agent?.host} events:`, JSON.stringify(agent?.events.filter((e) => e.event !== 'progress')))
+    for (const agent of [dialer, listener]) console.log(`[recovery-lab] ${agent?.node} events:`, JSON.stringify(agent?.events.filter((e) => e.event !== 'progress')))
   })
 
   afterAll(async () => {

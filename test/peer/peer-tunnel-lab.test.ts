@@ -7,7 +7,8 @@ import type { ChildProcess } from 'node:child_process'
 import { afterAll, beforeAll, expect, it } from 'vitest'
 import type { NatLab } from '../../src/testing/index.js'
 import { createNatLab } from '../../src/testing/index.js'
-import { describeLab, nextMessage } from '../testing/lab-helpers.js'
+import type { ExchangeEvent, ExchangeResult, LabConnectionInfo } from '../testing/lab-helpers.js'
+import { describeLab, nextMessage, PeerAgent } from '../testing/lab-helpers.js'
 
 const EIM = 'endpoint-independent'
 const ONLY_WEB = { onlyTcp: [80, 443] }
@@ -19,35 +20,15 @@ const SITES = {
 } as const
 type Host = (typeof SITES)[keyof typeof SITES]['hosts'][number]
 const HOSTS = Object.values(SITES).flatMap((site) => site.hosts) as Host[]
-const SMALL = 16 * 1024
 const BIG = 5 * 1024 * 1024
 
-interface Endpoint {
-  address: string
-  port: number
-  type: string
-}
-interface Info {
-  path: string
-  local: Endpoint
-  remote: Endpoint
-  ms: number
+interface Info extends LabConnectionInfo {
   server?: string
 }
-interface Hashed {
-  hash: string
-  bytes: number
-}
-interface ConnectResult {
-  info: Info
-  remotePeerId: string
-  connectMs: number
-  sent: string
-  received: Hashed
-  echo?: string
+interface ConnectResult extends ExchangeResult<Info> {
   attempts: Array<[string, string | undefined, number]>
 }
-type AgentEvent = { event: string; name: string; remotePeerId?: string; peerId?: string; code?: string; info?: Info; sent?: string; received?: Hashed }
+type AgentEvent = ExchangeEvent<Info>
 interface StartOptions {
   tunnels?: string[]
   beacons?: boolean
@@ -56,67 +37,7 @@ interface StartOptions {
 }
 
 /** The tunnel-agent fixture in one lab host. */
-class Agent {
-  readonly events: AgentEvent[] = []
-  readonly peerIds = new Map<string, string>()
-  #nextId = 1
-
-  constructor(
-    readonly host: Host,
-    readonly child: ChildProcess,
-  ) {
-    child.on('message', (m: AgentEvent) => {
-      if (m.event !== undefined) this.events.push(m)
-    })
-  }
-
-  async call<T>(op: string, args: Record<string, unknown> = {}, timeout = 20_000): Promise<T> {
-    const id = this.#nextId++
-    const reply = nextMessage(this.child, (m) => ((m as { id?: number }).id === id ? (m as { ok: boolean; code?: string; message?: string }) : undefined), timeout, `${op} in ${this.host}`)
-    this.child.send({ id, op, ...args })
-    const r = await reply
-    if (!r.ok) throw Object.assign(new Error(`${op} in ${this.host}: ${r.code} ${r.message}`), { code: r.code })
-    return r as T
-  }
-
-  async start(name: string, options: StartOptions): Promise<string> {
-    const { peerId } = await this.call<{ peerId: string }>('start', { name, ...options })
-    this.peerIds.set(name, peerId)
-    return peerId
-  }
-
-  async listen(name: string, options: StartOptions & { bytes?: number }): Promise<string> {
-    const peerId = await this.start(name, options)
-    await this.call('listen', { name, bytes: options.bytes ?? SMALL })
-    return peerId
-  }
-
-  peerId(name = 'main'): string {
-    const id = this.peerIds.get(name)
-    if (id === undefined) throw new Error(`no peer ${name} in ${this.host}`)
-    return id
-  }
-
-  connect(target: string, options: { name?: string; bytes?: number; secondStream?: boolean; timeout?: number; paths?: string[] } = {}): Promise<ConnectResult> {
-    const timeout = options.timeout ?? 15_000
-    return this.call<ConnectResult>(
-      'connect',
-      { name: options.name ?? 'main', target, bytes: options.bytes ?? SMALL, secondStream: options.secondStream === true, timeout, ...(options.paths ? { paths: options.paths } : {}) },
-      timeout + 20_000,
-    )
-  }
-
-  /** The first event (already received or coming) that `match` accepts. */
-  async event(match: (e: AgentEvent) => boolean, timeout = 15_000): Promise<AgentEvent> {
-    const deadline = Date.now() + timeout
-    for (;;) {
-      const found = this.events.find(match)
-      if (found !== undefined) return found
-      if (Date.now() > deadline) throw new Error(`${this.host}: no matching event within ${timeout} ms; got ${JSON.stringify(this.events.map((e) => [e.event, e.code]))}`)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-    }
-  }
-}
+type Agent = PeerAgent<AgentEvent, ConnectResult, StartOptions>
 
 /** PEERLINK_DIST, when set, is passed on to the fixtures. */
 const forkOptions = process.env.PEERLINK_DIST === undefined ? {} : { env: { ...process.env, PEERLINK_DIST: process.env.PEERLINK_DIST } }
@@ -145,9 +66,7 @@ describeLab('Peer over the tunnel through the NAT lab (only TCP 80/443 open)', (
     specs = await nextMessage(servers, (m) => ((m as { tunnel?: string }).tunnel === undefined ? undefined : (m as typeof specs)), 20_000, 'lab servers')
     await Promise.all(
       HOSTS.map(async (host) => {
-        const child = lab.fork(host, new URL('./fixtures/tunnel-agent.mjs', import.meta.url), [specs.beacon], forkOptions)
-        await nextMessage(child, (m) => ((m as { ready?: boolean }).ready === true ? true : undefined), 20_000, `agent in ${host}`)
-        agents.set(host, new Agent(host, child))
+        agents.set(host, await PeerAgent.fork<AgentEvent, ConnectResult, StartOptions>(lab, host, new URL('./fixtures/tunnel-agent.mjs', import.meta.url), { args: [specs.beacon], fork: forkOptions }))
       }),
     )
     // Every peer has the tunnel server and listens (on the Beacon and on the tunnel).
