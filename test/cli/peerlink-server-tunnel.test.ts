@@ -275,8 +275,11 @@ describe('bin/peerlink-server tunnel with bin/peerlink expose and curl', () => {
         stdio: ['ignore', 'pipe', 'pipe'],
       })
       const out = outputLines(expose, 'stdout')
+      const errors = outputLines(expose, 'stderr')
       const exposeExited = once(expose, 'exit')
-      await until(() => out.length > 0, 15_000, 'the endpoints of peerlink expose')
+      await until(() => out.length > 0, 15_000, 'the endpoints of peerlink expose').catch((err: Error) => {
+        throw new Error(`${err.message}; its stderr: ${errors.join('\n')}`)
+      })
       const endpoints = JSON.parse(out[0]!) as { name: string; httpUrl: string; ports: Array<{ local: number; public: number }> }
       expect(endpoints).toMatchObject({ name: 'kitchen', httpUrl: `http://kitchen.localhost:${tunnel.httpPort}/` })
 
