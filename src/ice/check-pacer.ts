@@ -17,6 +17,7 @@ export class CheckPacer {
   #immediate: ReturnType<typeof setImmediate> | undefined
   #lastSent = -Infinity
   #stopped = false
+  #urgent = false
 
   /**
    * @param ta - minimum interval between two checks in ms (RFC 8445 §14.2 Ta).
@@ -35,6 +36,24 @@ export class CheckPacer {
     // Due now: on the next turn of the event loop (a 0 ms timer waits at least 1 ms).
     if (delay <= 0) this.#immediate = setImmediate(this.#tick)
     else this.#timer = setTimeout(this.#tick, delay)
+  }
+
+  /**
+   * A triggered check answers the peer's check (RFC 8445 §7.3.1.4): send the next check
+   * right after the current task, without waiting for Ta. In a hole punch the peer's
+   * check is what opened the path our earlier check may have been dropped on; waiting
+   * for Ta there would hold the pair up by Ta.
+   */
+  kickNow(): void {
+    if (this.#stopped || this.#urgent) return
+    this.#urgent = true
+    queueMicrotask(() => {
+      this.#urgent = false
+      if (this.#stopped) return
+      if (this.#timer !== undefined) clearTimeout(this.#timer)
+      if (this.#immediate !== undefined) clearImmediate(this.#immediate)
+      this.#tick()
+    })
   }
 
   /** Stops for good (clears the timer). */

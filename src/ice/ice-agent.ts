@@ -493,6 +493,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#onCheckWhileConnected(pair, check.useCandidate)
       return true
     }
+    let triggered = false
     if (pair.state === 'in-progress') {
       const flight = this.#inFlight.get(pair)
       // Cancel a check outstanding for longer than Ta and check again at once (its
@@ -507,13 +508,19 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
         this.#inFlight.delete(pair)
         pair.setState('waiting')
         this.#checklist.enqueueTriggered(pair)
+        triggered = true
       }
     } else if (pair.state !== 'succeeded') {
       this.#checklist.enqueueTriggered(pair)
+      triggered = true
     }
     // RFC 8445 §7.3.1.5: USE-CANDIDATE (the controlled side acts on it).
     if (check.useCandidate && this.#role === 'controlled') this.#nomination.onUseCandidate(pair)
-    this.#pacer.kick()
+    // The controlling side needs its check answered before it can nominate: re-check at
+    // once. The controlled side's triggered check only races the nomination (which
+    // selects the pair without it) and costs the controlling side an answer: paced.
+    if (triggered && this.#role === 'controlling') this.#pacer.kickNow()
+    else this.#pacer.kick()
     return true
   }
 

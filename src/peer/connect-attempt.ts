@@ -302,6 +302,10 @@ export class ConnectAttempt {
         expectedRemotePublicKey: (this.#expectedKey ??= remoteKeyOf(this.peerId)),
         handshakeTimeout: this.#ctx.handshakeTimeout,
         signal: this.#controller.signal,
+        // The connecting side opens the main stream as soon as the listener's key is
+        // verified, right behind our last handshake message rather than a round trip
+        // later: the listener has its connection (and can write) that much sooner.
+        ...(this.initiator ? { onVerified: (secure: SecureConnection) => afterNextPoll(() => this.#openMain(secure)) } : {}),
       })
     } catch (err) {
       promise = Promise.reject(err)
@@ -311,14 +315,43 @@ export class ConnectAttempt {
     this.#securing = { promise, started }
   }
 
+  /**
+   * The multiplexer and main stream of the connecting side, opened at verification, and
+   * the streams the listener opens before the connection exists (emitted as `stream`
+   * soon after it does).
+   */
+  #opened: { secure: SecureConnection; mux: StreamMux; main: MuxStream; early: MuxStream[]; stop: () => void } | undefined
+
+  #openMain(secure: SecureConnection): void {
+    if (this.#opened !== undefined || secure.destroyed || this.#finished) return
+    const mux = new StreamMux(secure, { isInitiator: true })
+    const main = mux.openStream({ label: MAIN_STREAM_LABEL })
+    // Until the connection takes them over: a failure before the listener's confirmation
+    // rejects the handshake, and these only follow it.
+    mux.on('error', noop)
+    main.on('error', noop)
+    const early: MuxStream[] = []
+    const onStream = (stream: MuxStream): void => void early.push(stream)
+    mux.on('stream', onStream)
+    this.#opened = { secure, mux, main, early, stop: () => mux.off('stream', onStream) }
+  }
+
   async #secure(selection: IceSelection, iceMs: number): Promise<PeerConnection> {
     this.#onSelected(selection)
     const securing = this.#securing
     if (securing === undefined) throw new ConnectFailedError('No offer/answer from the peer')
     const secure = await securing.promise
     const handshakeStart = securing.started
-    const mux = new StreamMux(secure, { isInitiator: this.initiator })
-    const opened = this.initiator ? { main: mux.openStream({ label: MAIN_STREAM_LABEL }), early: [], stop: () => {} } : await firstMainStream(mux, this.#controller.signal)
+    // The listening side confirms the handshake with its header, written as the last
+    // Noise message came: let it leave before setting the connection up (what the
+    // connecting side sent meanwhile waits in the secure connection).
+    if (!this.initiator) await new Promise<void>((resolve) => afterNextPoll(resolve))
+    if (this.initiator) this.#openMain(secure)
+    const early = this.#opened?.secure === secure ? this.#opened : undefined
+    const mux = early?.mux ?? new StreamMux(secure, { isInitiator: this.initiator })
+    const opened = this.initiator
+      ? (early ?? { main: mux.openStream({ label: MAIN_STREAM_LABEL }), early: [], stop: () => {} })
+      : await firstMainStream(mux, this.#controller.signal)
     const main = opened.main
     const info: ConnectionInfo = {
       remotePeerId: this.peerId,
@@ -662,4 +695,15 @@ function closeError(peerId: string, reason: string): Error {
     return new PeerIdentityMismatchError(peerId, 'a peer that does not hold its key (our offer was not signed for it)')
   }
   return new ConnectFailedError(`The peer abandoned the attempt: ${reason || 'no reason given'}`)
+}
+
+function noop(): void {}
+
+/**
+ * Runs `fn` after the event loop's next poll phase (two turns of `setImmediate`): udx
+ * sends what was written only when it polls, so work deferred this way no longer holds
+ * back the packets written before it.
+ */
+function afterNextPoll(fn: () => void): void {
+  setImmediate(() => setImmediate(fn))
 }

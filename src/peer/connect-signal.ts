@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { decode, encode } from '@msgpack/msgpack'
+import { Decoder, Encoder } from '@msgpack/msgpack'
 import { IceSignalInvalidError } from '../errors.js'
 import { MAX_CANDIDATE_LINE } from '../ice/candidate-codec.js'
 import { type IceCredentials, parseIceCredentials } from '../ice/ice-credentials.js'
@@ -26,6 +26,12 @@ export const CONNECT_SIGNAL_VERSION = 1
 
 /** Most candidates in one signal (a Beacon payload is at most 8 KiB anyway). */
 export const MAX_SIGNAL_CANDIDATES = 32
+
+// One encoder and decoder for all signals: msgpack's `encode()`/`decode()` functions build
+// a new one per call, which costs more than the encoding (signals are on the connect path).
+const encoder = new Encoder()
+const decoder = new Decoder({ maxStrLength: 4096, maxBinLength: 0, maxArrayLength: MAX_SIGNAL_CANDIDATES, maxMapLength: 16, maxExtLength: 0 })
+const encode = (value: unknown): Uint8Array => encoder.encode(value)
 
 /** Longest close reason. */
 const MAX_REASON_LENGTH = 200
@@ -75,7 +81,7 @@ export function encodeCloseSignal(reason: string): Uint8Array {
 function decodeMap(payload: Uint8Array, what: string): Record<string, unknown> {
   let value: unknown
   try {
-    value = decode(payload, { maxStrLength: 4096, maxBinLength: 0, maxArrayLength: MAX_SIGNAL_CANDIDATES, maxMapLength: 16, maxExtLength: 0 })
+    value = decoder.decode(payload)
   } catch (err) {
     throw new IceSignalInvalidError(`The ${what} is not valid MessagePack`, { cause: err })
   }

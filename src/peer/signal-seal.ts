@@ -18,7 +18,7 @@
  *
  * @module
  */
-import { decode, encode } from '@msgpack/msgpack'
+import { Decoder, Encoder } from '@msgpack/msgpack'
 import { IceSignalInvalidError, PeerIdentityMismatchError } from '../errors.js'
 import type { Identity } from '../identity/identity.js'
 import { type SignatureTag, SIGNATURE_BYTES, sign, verify } from '../identity/signature.js'
@@ -28,6 +28,10 @@ export const SEALED_SIGNAL_VERSION = 2
 
 /** Largest body sealed (a Beacon payload is at most 8 KiB). */
 const MAX_BODY_BYTES = 8192
+
+// Reused (msgpack's `encode()`/`decode()` functions build a new one per call).
+const encoder = new Encoder()
+const decoder = new Decoder({ maxStrLength: 8, maxBinLength: MAX_BODY_BYTES, maxArrayLength: 0, maxMapLength: 4, maxExtLength: 0 })
 
 /** The signals that are sealed. */
 export type SealedSignalKind = 'offer' | 'answer' | 'candidate'
@@ -58,7 +62,7 @@ function signedMessage(context: SignalSealContext, body: Uint8Array): Uint8Array
 /** Wraps `body` (a payload of `connect-signal.ts`) with the sender's signature. */
 export function sealSignal(identity: Identity, kind: SealedSignalKind, context: SignalSealContext, body: Uint8Array): Uint8Array {
   const sig = sign(identity.keyPair.secretKey, TAGS[kind], signedMessage(context, body))
-  return encode({ v: SEALED_SIGNAL_VERSION, body, sig })
+  return encoder.encode({ v: SEALED_SIGNAL_VERSION, body, sig })
 }
 
 /**
@@ -71,7 +75,7 @@ export function sealSignal(identity: Identity, kind: SealedSignalKind, context: 
 export function openSignal(kind: SealedSignalKind, context: SignalSealContext, payload: Uint8Array, senderPublicKey: Uint8Array): Uint8Array {
   let value: unknown
   try {
-    value = decode(payload, { maxStrLength: 8, maxBinLength: MAX_BODY_BYTES, maxArrayLength: 0, maxMapLength: 4, maxExtLength: 0 })
+    value = decoder.decode(payload)
   } catch (err) {
     throw new IceSignalInvalidError(`The ${kind} is not a sealed signal`, { cause: err })
   }

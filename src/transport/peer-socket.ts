@@ -15,6 +15,7 @@ import {
   type AbortError,
 } from '../errors.js'
 import { classifyDatagram } from './packet-demux.js'
+import { createUdxStream } from './udx-stream.js'
 
 /**
  * Largest datagram udx-native can hand to JavaScript: it truncates longer datagrams to
@@ -274,7 +275,7 @@ export class PeerSocket {
     if (this.#closing !== null) throw new SocketClosedError('The socket is closed')
     if (this.#streams.has(id)) throw new InvalidArgumentError(`stream id ${id} is already in use on this socket`)
     this.#reserved.delete(id)
-    const stream = this.#udx.createStream(id)
+    const stream = createUdxStream(this.#udx, id)
     // The stream's owner (secret-stream) listens for errors too; this only keeps an
     // error on a stream nobody has taken over yet from becoming an uncaught exception.
     stream.on('error', noop)

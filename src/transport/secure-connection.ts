@@ -78,6 +78,17 @@ export interface OpenSecureConnectionOptions {
   formatPeerId?: (publicKey: Uint8Array) => string
   /** Cancels the handshake; rejects with {@link AbortError}. */
   signal?: AbortSignal
+  /**
+   * Called with the connection as soon as the remote's key is verified, before the
+   * remote has confirmed that it accepted ours (the promise resolves with the same
+   * connection once it has). What is written from then on goes out right behind our
+   * handshake, readable only by the verified remote — the connecting side's first
+   * stream frame travels with its last handshake message instead of a round trip later
+   * (docs/benchmarks.md). If the confirmation does not come, the connection is
+   * destroyed and the promise rejects as it would have.
+   * @default undefined
+   */
+  onVerified?: (connection: SecureConnection) => void
 }
 
 /** Options of {@link SecureConnection.close}. */
@@ -365,6 +376,7 @@ export function openSecureConnection(options: OpenSecureConnectionOptions): Prom
       closeError: () =>
         socket.closed ? new SocketClosedError('The socket closed during the handshake') : new ConnectionClosedError(`The connection to ${describe} closed during the handshake`),
       signal,
+      onVerified: opts.onVerified as ((value: unknown) => void) | undefined,
     },
     () => createSecureConnection(secret, raw, socket),
   )
@@ -412,6 +424,7 @@ function validateOptions(options: OpenSecureConnectionOptions): ValidatedOptions
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('signal must be an AbortSignal')
   }
+  if (options.onVerified !== undefined && typeof options.onVerified !== 'function') throw new InvalidArgumentError('onVerified must be a function')
   return { ...options, expectedRemotePublicKey: expectedRemotePublicKey!, handshakeTimeout, formatPeerId }
 }
 

@@ -59,12 +59,20 @@ export interface VerifiedHandshakeOptions {
    * @default false
    */
   destroyRawOnFail?: boolean
+  /**
+   * Call `create()` as soon as the remote's key is verified, before its header comes,
+   * and give the result to this callback (the promise still resolves with it once the
+   * header has come). The caller may write at once: secret-stream sends what is written
+   * after its own header, readable only by the verified remote.
+   * @default undefined
+   */
+  onVerified?: ((value: unknown) => void) | undefined
 }
 
 /**
  * Resolves with `create()` — called synchronously once the handshake is verified and the
- * remote's header has come — or rejects with `PeerIdentityMismatchError`, the errors of
- * the options, or `AbortError`.
+ * remote's header has come (or at verification, with `onVerified`) — or rejects with
+ * `PeerIdentityMismatchError`, the errors of the options, or `AbortError`.
  */
 export function verifiedHandshake<T>(options: VerifiedHandshakeOptions, create: () => T): Promise<T> {
   const { secret, raw, expected, signal } = options
@@ -99,12 +107,13 @@ export function verifiedHandshake<T>(options: VerifiedHandshakeOptions, create: 
       reject(err)
     }
 
+    let early: { value: T } | undefined
     function maybeResolve(): void {
       if (settled || !verified || !confirmed) return
       if (secret.destroying) return // its 'error' / 'close' handler reports why
       settled = true
       cleanup()
-      resolve(create())
+      resolve(early === undefined ? create() : early.value)
     }
 
     function onHandshake(): void {
@@ -114,6 +123,15 @@ export function verifiedHandshake<T>(options: VerifiedHandshakeOptions, create: 
         return
       }
       verified = true
+      if (options.onVerified !== undefined && !confirmed) {
+        try {
+          early = { value: create() }
+          options.onVerified(early.value)
+        } catch (err) {
+          fail(options.errorOf(err as Error))
+          return
+        }
+      }
       maybeResolve()
     }
 

@@ -265,7 +265,10 @@ describe('peerlink listen / connect (stdin/stdout)', () => {
     const peerId = (await listener.event((e) => e.event === 'listening')).peer as string
     const connector = peerlink(['connect', peerId, ...common(), '--json'], 'connector')
     connector.process.stdin.write('partial')
-    await listener.event((e) => e.event === 'connected')
+    // Both sides: the listener may have its connection before the connector's connect()
+    // has resolved (the connector's first stream frame travels with its last handshake
+    // message), and a SIGINT while connecting is an abort (exit 1).
+    await Promise.all([listener.event((e) => e.event === 'connected'), connector.event((e) => e.event === 'connected')])
     connector.process.kill('SIGINT')
     expect(await connector.exited).toEqual({ code: 0, signal: null })
     expect(await listener.exited).toEqual({ code: 1, signal: null })
