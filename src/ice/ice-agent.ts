@@ -11,46 +11,30 @@
  * @module
  */
 import { EventEmitter } from 'node:events'
-import { randomBytes } from 'node:crypto'
-import {
-  AbortError,
-  IceFailedError,
-  InvalidArgumentError,
-  SocketClosedError,
-  StunMalformedError,
-  StunTimeoutError,
-} from '../errors.js'
+import { AbortError, IceFailedError, InvalidArgumentError, SocketClosedError } from '../errors.js'
 import { isStunMessage } from '../stun/classify.js'
 import type { DatagramEndpoint, DatagramSource } from '../stun/datagram-endpoint.js'
 import { createStunRequest, decodeStunMessage, encodeStunMessage, getAttribute, type DecodedStunMessage } from '../stun/message.js'
-import { StunTransactionManager, type StunResponse } from '../stun/transaction.js'
+import { StunTransactionManager } from '../stun/transaction.js'
 import { peerSocketEndpoint } from '../transport/peer-socket-endpoint.js'
-import { createLocalCandidate, type IceCandidate, type LocalCandidate } from './candidate.js'
+import type { IceCandidate, LocalCandidate } from './candidate.js'
 import { parseCandidate, formatCandidate } from './candidate-codec.js'
 import { CandidateGatherer } from './candidate-gatherer.js'
 import type { CandidatePair } from './candidate-pair.js'
-import { candidatePriority } from './candidate-priority.js'
 import { canonicalHost, ipFamily } from './canonical-address.js'
 import { CheckPacer } from './check-pacer.js'
+import { CheckSender } from './check-sender.js'
 import { Checklist } from './checklist.js'
 import { ConsentFreshness } from './consent-freshness.js'
-import { answerCheckRequest, checkIntegrityKey, createCheckRequest, interpretCheckResponse, type IncomingCheck } from './connectivity-check.js'
+import { answerCheckRequest, checkIntegrityKey, createCheckRequest } from './connectivity-check.js'
 import { checkIceAgentOptions, type IceAgentEvents, type IceAgentOptions, type IceAgentState, type IceConnectOptions, type IceSelection } from './ice-agent-options.js'
 import { checkIceCredentials, generateIceCredentials, parseIceCredentials, type IceCredentials } from './ice-credentials.js'
 import { oppositeRole, randomTieBreaker, type IceRole } from './ice-role.js'
+import { IncomingChecks } from './incoming-checks.js'
 import { createNomination, type NominationStrategy } from './nomination.js'
 import { RelayRoutes, type IceRelay } from './relay-routes.js'
 import { probePair, type ProbeOptions } from './renomination.js'
 import { waitForSelection, type SelectionWaiter } from './selection-waiter.js'
-
-const DEFAULT_CHECK_RETRANSMIT = { rto: 500, rc: 5, rm: 4 }
-const MAX_DEFERRED_CHECKS = 32
-
-interface InFlight {
-  controller: AbortController
-  startedAt: number
-  nominating: boolean
-}
 
 /**
  * One ICE session on one socket.
@@ -77,11 +61,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   readonly #pacer: CheckPacer
   #nomination: NominationStrategy
   readonly #options: IceAgentOptions
-  readonly #retransmit: { rto: number; rc: number; rm: number }
-  readonly #inFlight = new Map<CandidatePair, InFlight>()
-  /** Pairs whose check was cancelled and re-sent while younger than Ta (once per pair). */
-  readonly #retriggeredYoung = new WeakSet<CandidatePair>()
-  readonly #deferred: { check: IncomingCheck; source: { address: string; port: number }; relayKey: string | undefined }[] = []
+  readonly #sender: CheckSender
+  readonly #incoming: IncomingChecks
   readonly #relays = new RelayRoutes((data, from, key) => this.#onDatagram(data, from, key))
   readonly #createdAt = performance.now()
   #relayDelay: number
@@ -109,7 +90,6 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (options.remoteCredentials !== undefined) this.#remote = checkIceCredentials(options.remoteCredentials, 'remoteCredentials')
     this.#role = options.role
     this.#tieBreaker = options.tieBreaker ?? randomTieBreaker()
-    this.#retransmit = { ...DEFAULT_CHECK_RETRANSMIT, ...options.checkRetransmit }
     this.#relayDelay = options.relayDelay ?? 0
     this.#checklist = new Checklist({
       role: this.#role,
@@ -125,6 +105,38 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       },
     })
     this.#pacer = new CheckPacer(options.ta ?? 50, () => this.#sendNextCheck())
+    this.#sender = new CheckSender({
+      checklist: this.#checklist,
+      transactions: this.#transactions,
+      relays: this.#relays,
+      wireHost: this.#wireHost,
+      retransmit: options.checkRetransmit,
+      ta: options.ta ?? 50,
+      local: this.#local,
+      tieBreaker: this.#tieBreaker,
+      remote: () => this.#remote,
+      role: () => this.#role,
+      nomination: () => this.#nomination,
+      ended: () => this.#state === 'closed' || this.#state === 'failed',
+      checking: () => {
+        if (this.#state === 'new' || this.#state === 'gathering') this.#setState('checking')
+      },
+      kick: () => this.#pacer.kick(),
+      switchRole: () => this.#switchRole(),
+      checkForFailure: () => this.#checkForFailure(),
+    })
+    this.#incoming = new IncomingChecks({
+      checklist: this.#checklist,
+      relays: this.#relays,
+      sender: this.#sender,
+      pacer: this.#pacer,
+      state: () => this.#state,
+      selection: () => this.#selection,
+      remote: () => this.#remote,
+      role: () => this.#role,
+      nomination: () => this.#nomination,
+      onCheckWhileConnected: (pair, useCandidate) => this.#onCheckWhileConnected(pair, useCandidate),
+    })
     this.#nomination = this.#createNomination()
     this.#unsubscribe = this.#endpoint.onMessage((data, from) => this.#onDatagram(data, from))
     if (options.signal?.aborted === true) queueMicrotask(this.#onAbort)
@@ -200,7 +212,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       throw new InvalidArgumentError('Remote credentials are already set (ICE restarts are not supported)')
     }
     this.#remote = parsed
-    this.#processDeferredChecks()
+    this.#incoming.processDeferred()
     this.#pacer.kick()
   }
 
@@ -299,7 +311,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     this.#unsubscribe()
     this.#relays.close()
     this.#options.signal?.removeEventListener('abort', this.#onAbort)
-    this.#deferred.length = 0
+    this.#incoming.clear()
     this.#setState('closed')
     for (const waiter of [...this.#waiters]) waiter.reject(new SocketClosedError('The ICE agent was closed'))
   }
@@ -310,7 +322,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (this.#state === 'closed') return
     this.emit('candidate', candidate)
     const added = this.#checklist.addLocalCandidate(candidate)
-    this.#processDeferredChecks()
+    this.#incoming.processDeferred()
     if (added.length > 0) this.#pacer.kick()
   }
 
@@ -323,102 +335,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#checkForFailure()
       return false
     }
-    this.#startCheck(pair, false)
+    this.#sender.start(pair, false)
     return true
-  }
-
-  #startCheck(pair: CandidatePair, nominating: boolean): void {
-    const remote = this.#remote as IceCredentials
-    if (!nominating) {
-      pair.setState('in-progress')
-      pair.lastCheckAt = performance.now()
-    }
-    if (this.#state === 'new' || this.#state === 'gathering') this.#setState('checking')
-    // RFC 8445 §7.1.1: PRIORITY is the priority a peer-reflexive candidate would get.
-    const prflxPriority = candidatePriority('prflx', pair.local.localPreference)
-    const request = createCheckRequest({
-      local: this.#local,
-      remote,
-      priority: prflxPriority,
-      role: this.#role,
-      tieBreaker: this.#tieBreaker,
-      useCandidate: nominating,
-    })
-    const roleAtSend = this.#role
-    const controller = new AbortController()
-    const flight: InFlight = { controller, startedAt: performance.now(), nominating }
-    this.#inFlight.set(pair, flight)
-    pair.checksSent++
-    this.#relays
-      .request(this.#transactions, request, pair, this.#wireHost, {
-        integrityKey: checkIntegrityKey(remote),
-        fingerprint: true,
-        acceptErrorResponse: true,
-        signal: controller.signal,
-        ...this.#retransmit,
-      })
-      .then(
-        (response) => this.#onCheckResponse(pair, flight, response, roleAtSend, prflxPriority),
-        (err: unknown) => this.#onCheckError(pair, flight, err),
-      )
-  }
-
-  #onCheckResponse(pair: CandidatePair, flight: InFlight, response: StunResponse, roleAtSend: IceRole, prflxPriority: number): void {
-    if (this.#inFlight.get(pair) === flight) this.#inFlight.delete(pair)
-    if (this.#state === 'closed' || this.#state === 'failed' || flight.controller.signal.aborted) return
-    const outcome = interpretCheckResponse(response, pair.remote)
-    if (outcome.kind === 'role-conflict') {
-      // RFC 8445 §7.2.5.1: switch to the role opposite the one the request claimed (if
-      // not already done) and retry the pair as a triggered check.
-      if (this.#role === roleAtSend) this.#switchRole()
-      if (pair.state === 'in-progress') pair.setState('waiting')
-      if (pair.state === 'waiting') this.#checklist.enqueueTriggered(pair)
-      if (flight.nominating) this.#nomination.onNominationFailed(pair)
-      this.#pacer.kick()
-      return
-    }
-    if (outcome.kind === 'failure') {
-      this.#pairFailed(pair, flight, outcome.reason)
-      return
-    }
-    pair.rttMs = response.rtt
-    // RFC 8445 §7.2.5.3.1: the local candidate is the one whose address is the mapped
-    // address, or a new peer-reflexive one with the PRIORITY the request carried.
-    let local = this.#checklist.findLocal(outcome.mapped.address, outcome.mapped.port)
-    if (local === undefined) {
-      local = createLocalCandidate({
-        type: 'prflx',
-        address: outcome.mapped.address,
-        port: outcome.mapped.port,
-        base: pair.local.base,
-        localPreference: pair.local.localPreference,
-        priority: prflxPriority,
-      })
-      this.#checklist.addLocalCandidate(local)
-    }
-    if (pair.state === 'in-progress') pair.setState('succeeded')
-    const valid = this.#checklist.addValidPair(pair, local)
-    // RFC 8445 §7.2.5.3.3: unfreeze the pairs of the same foundation.
-    this.#checklist.unfreezeFoundation(pair.foundation)
-    this.#pacer.kick()
-    this.#nomination.onValidPair(valid, pair, flight.nominating)
-  }
-
-  #onCheckError(pair: CandidatePair, flight: InFlight, err: unknown): void {
-    if (this.#inFlight.get(pair) === flight) this.#inFlight.delete(pair)
-    if (err instanceof AbortError || this.#state === 'closed' || this.#state === 'failed') return
-    const reason =
-      err instanceof StunTimeoutError ? 'timeout' : err instanceof StunMalformedError ? 'malformed response' : err instanceof SocketClosedError ? 'socket closed' : 'error'
-    this.#pairFailed(pair, flight, reason)
-  }
-
-  #pairFailed(pair: CandidatePair, flight: InFlight, reason: string): void {
-    if (pair.state === 'in-progress') pair.setState('failed', reason)
-    else pair.failureReason ??= reason
-    if (flight.nominating) this.#nomination.onNominationFailed(pair)
-    this.#nomination.onChecklistChanged()
-    this.#pacer.kick()
-    this.#checkForFailure()
   }
 
   // ------------------------------------------------------------------ answering checks
@@ -448,80 +366,8 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     // Act on the check before answering it: a nomination selects the pair first, so a
     // 'selected' listener is set up on the path (a udx stream listening) before the
     // answer lets the controlling peer select and send its first packet on it.
-    if (answer.kind === 'accept' && !this.#processCheck(answer.check, source, relayKey) && this.#deferred.length < MAX_DEFERRED_CHECKS) {
-      // RFC 8445 §7.3: a check can arrive before the peer's credentials (or before our
-      // own candidates): answer it now, act on it when they are here.
-      this.#deferred.push({ check: answer.check, source, relayKey })
-    }
+    if (answer.kind === 'accept') this.#incoming.accept(answer.check, source, relayKey)
     this.#send(answer.response, source, relayKey)
-  }
-
-  #processDeferredChecks(): void {
-    const deferred = this.#deferred.splice(0)
-    for (const { check, source, relayKey } of deferred) {
-      if (!this.#processCheck(check, source, relayKey)) this.#deferred.push({ check, source, relayKey })
-    }
-  }
-
-  /** Acts on a valid check (learning, triggered check, nomination); false if it must wait. */
-  #processCheck(check: IncomingCheck, source: { address: string; port: number }, relayKey: string | undefined): boolean {
-    if (this.#state === 'failed' || this.#state === 'closed') return true
-    if (this.#selection !== undefined && this.#state !== 'connected') return true
-    if (this.#remote === undefined) return false
-    if (check.remoteUfrag !== this.#remote.ufrag) return true
-    if (this.#checklist.localCandidates.every((c) => ipFamily(c.address) !== ipFamily(source.address))) return false
-    let remote = this.#checklist.findRemote(source.address, source.port)
-    if (remote === undefined) {
-      // RFC 8445 §7.3.1.3: a peer-reflexive remote candidate, with the PRIORITY of the check.
-      remote = {
-        foundation: randomBytes(5).toString('hex'),
-        component: 1,
-        transport: 'udp',
-        priority: check.priority,
-        address: source.address,
-        port: source.port,
-        type: 'prflx',
-      }
-      this.#checklist.addRemoteCandidate(remote)
-    }
-    // A check that came through a relay is for the relayed candidate (its own base).
-    const local = relayKey === undefined ? this.#checklist.localFor(remote) : this.#relays.candidate(relayKey)
-    if (local === undefined) return true
-    // RFC 8445 §7.3.1.4: triggered check.
-    const pair = this.#checklist.pairForTriggeredCheck(local, remote)
-    if (this.#selection !== undefined) {
-      this.#onCheckWhileConnected(pair, check.useCandidate)
-      return true
-    }
-    let triggered = false
-    if (pair.state === 'in-progress') {
-      const flight = this.#inFlight.get(pair)
-      // Cancel a check outstanding for longer than Ta and check again at once (its
-      // retransmissions may be minutes apart; the peer's check just opened the path).
-      // A younger one may have been dropped by the peer's NAT just before the peer's own
-      // check opened it (the hole punch): re-send it too, but only once per pair, or two
-      // agents re-sending on each other's checks could cancel every answer forever.
-      const young = flight !== undefined && performance.now() - flight.startedAt < (this.#options.ta ?? 50)
-      if (flight !== undefined && !flight.nominating && (!young || !this.#retriggeredYoung.has(pair))) {
-        if (young) this.#retriggeredYoung.add(pair)
-        flight.controller.abort()
-        this.#inFlight.delete(pair)
-        pair.setState('waiting')
-        this.#checklist.enqueueTriggered(pair)
-        triggered = true
-      }
-    } else if (pair.state !== 'succeeded') {
-      this.#checklist.enqueueTriggered(pair)
-      triggered = true
-    }
-    // RFC 8445 §7.3.1.5: USE-CANDIDATE (the controlled side acts on it).
-    if (check.useCandidate && this.#role === 'controlled') this.#nomination.onUseCandidate(pair)
-    // The controlling side needs its check answered before it can nominate: re-check at
-    // once. The controlled side's triggered check only races the nomination (which
-    // selects the pair without it) and costs the controlling side an answer: paced.
-    if (triggered && this.#role === 'controlling') this.#pacer.kickNow()
-    else this.#pacer.kick()
-    return true
   }
 
   // ------------------------------------------------------------------ roles, nomination, selection
@@ -531,7 +377,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
       this.#role,
       {
         checklist: this.#checklist,
-        sendNomination: (pair) => this.#startCheck(pair, true),
+        sendNomination: (pair) => this.#sender.start(pair, true),
         select: (pair) => this.#select(pair),
       },
       {
@@ -566,7 +412,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     const { pair } = selection
     this.#consent?.stop()
     this.#consent = new ConsentFreshness({
-      check: (signal) => this.#consentCheck(pair, signal),
+      check: (signal) => this.#sender.consentCheck(pair, signal, this.#options.consentInterval ?? 5000),
       onLost: ({ sinceLastResponseMs }) => {
         this.emit('consent-lost', { selection, sinceLastResponseMs })
         this.#fail('consent-lost')
@@ -641,30 +487,13 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
     if (useCandidate && this.#role === 'controlled') this.reselect(pair.validPair ?? pair)
   }
 
-  async #consentCheck(pair: CandidatePair, signal: AbortSignal): Promise<number> {
-    const remote = this.#remote as IceCredentials
-    const interval = this.#options.consentInterval ?? 5000
-    const request = createCheckRequest({ local: this.#local, remote, priority: candidatePriority('prflx', pair.local.localPreference), role: this.#role, tieBreaker: this.#tieBreaker })
-    const response = await this.#relays.request(this.#transactions, request, pair, this.#wireHost, {
-      integrityKey: checkIntegrityKey(remote),
-      fingerprint: true,
-      signal,
-      rto: interval,
-      rc: 1,
-      rm: 1,
-    })
-    const outcome = interpretCheckResponse(response, pair.remote)
-    if (outcome.kind !== 'success') throw new StunMalformedError(`consent check: ${outcome.kind}`)
-    return response.rtt
-  }
-
   // ------------------------------------------------------------------ ending
 
   #checkForFailure(): void {
     if (this.#selection !== undefined || this.#state === 'closed' || this.#state === 'failed') return
     // RFC 8838 §8: failure only once both sides ended gathering and nothing is left to check.
     if (!this.#gatheringDone || !this.#remoteEnded || this.#remote === undefined) return
-    if (this.#checklist.hasPendingChecks || this.#inFlight.size > 0 || this.#checklist.validPairs.length > 0) return
+    if (this.#checklist.hasPendingChecks || this.#sender.size > 0 || this.#checklist.validPairs.length > 0) return
     // With no pair at all, the peer's checks may still reveal a peer-reflexive candidate:
     // only the connect() timeout ends such an attempt.
     if (this.#checklist.pairs.length === 0) return
@@ -687,8 +516,7 @@ export class IceAgent extends EventEmitter<IceAgentEvents> {
   #stopChecks(): void {
     this.#pacer.stop()
     this.#nomination.close()
-    for (const flight of this.#inFlight.values()) flight.controller.abort()
-    this.#inFlight.clear()
+    this.#sender.stop()
   }
 
   #setState(state: IceAgentState): void {

@@ -21,11 +21,9 @@
 import { randomBytes } from 'node:crypto'
 import type { BeaconSet } from '../beacon/beacon-set.js'
 import type { IncomingSignal } from '../beacon/beacon-client-options.js'
-import type { MuxStream } from '../connection/mux-stream.js'
 import { StreamMux } from '../connection/stream-mux.js'
-import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerIdentityMismatchError, PeerNotFoundError, PeerlinkError } from '../errors.js'
-import { formatCandidate } from '../ice/candidate-codec.js'
-import { type LocalCandidate, candidateAddressKey } from '../ice/candidate.js'
+import { AbortError, BeaconPeerNotFoundError, ConnectFailedError, IceFailedError, PeerNotFoundError, PeerlinkError } from '../errors.js'
+import type { LocalCandidate } from '../ice/candidate.js'
 import { addressKey } from '../ice/canonical-address.js'
 import { IceAgent } from '../ice/ice-agent.js'
 import type { IceAgentOptions, IceGatherOptions, IceSelection } from '../ice/ice-agent-options.js'
@@ -33,16 +31,9 @@ import type { Identity } from '../identity/identity.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 import type { PeerSocket } from '../transport/peer-socket.js'
 import { type SecureConnection, openSecureConnection } from '../transport/secure-connection.js'
-import {
-  type SessionDescription,
-  MAX_SIGNAL_CANDIDATES,
-  decodeCandidateBatch,
-  decodeCloseReason,
-  decodeSessionDescription,
-  encodeCandidateBatch,
-  encodeCloseSignal,
-  encodeSessionDescription,
-} from './connect-signal.js'
+import { AttemptSignalling, closeError } from './attempt-signalling.js'
+import { type SessionDescription, decodeCloseReason } from './connect-signal.js'
+import { type OpenedMainStream, firstMainStream, openMainStream } from './main-stream.js'
 import { MAIN_STREAM_LABEL, PeerConnection } from './peer-connection.js'
 import type { AttemptEvent, ConnectionInfo, ConnectionPath } from './peer-options.js'
 import { CONNECTION_PATHS } from './peer-options.js'
@@ -51,8 +42,11 @@ import { remoteKeyOf } from './remote-key.js'
 import type { TurnRelayPool } from './turn-relays.js'
 import { AttemptRelays, SHIM_CLOSE_GRACE_MS } from './attempt-relays.js'
 import { PathManager, type PathRecoveryOptions } from './path-manager.js'
+import { PEER_ICE_DEFAULTS } from './peer-ice-defaults.js'
 import { StreamSplice } from './stream-splice.js'
-import { type SealedSignalKind, openSignal, sealSignal } from './signal-seal.js'
+import { untilAborted } from './until-aborted.js'
+
+export { PEER_ICE_DEFAULTS } from './peer-ice-defaults.js'
 
 /**
  * How long a connected attempt keeps trickling candidates both ways (relayed candidates
@@ -62,33 +56,6 @@ export const TRICKLE_LINGER_MS = 10_000
 
 /** Bytes of a session id. */
 export const SESSION_ID_BYTES = 16
-
-/**
- * The ICE agent settings a peer uses unless `PeerOptions.ice` overrides them, tuned for
- * fast connects between two peers with a handful of candidates (bench/connect,
- * docs/benchmarks.md):
- * - `ta: 5` — RFC 8445 §14.2's lower bound instead of 50 ms: the first check usually
- *   goes to a host candidate of the peer's LAN that cannot answer, and the pair that
- *   works should not wait behind it;
- * - `nominationDelay: 20` — the cap on waiting for better pairs still unchecked (pairs
- *   whose checks stay unanswered longer than the valid one's round trip are not waited
- *   for at all, see `ControllingNomination`);
- * - `checkRetransmit: { rto: 100, rc: 7, rm: 16 }` — a lost check is retried after 100 ms
- *   rather than 500 ms (RFC 8445 §14.3 says SHOULD ≥ 500 ms for media sessions pacing
- *   many pairs); a pair still fails after 7.9 s without an answer;
- * - `relayDelay: 300` — a pair through a TURN relay is nominated only when no direct
- *   pair has succeeded within 300 ms (at once when UDP is known to be blocked);
- * - `selectOnNomination: true` — the listening (controlled) side selects the nominated
- *   pair at once, so it listens on the path before the first handshake packet arrives
- *   (else udx retransmits that packet only after a second).
- */
-export const PEER_ICE_DEFAULTS: Readonly<Partial<IceAgentOptions>> = Object.freeze({
-  ta: 5,
-  relayDelay: 300,
-  nominationDelay: 20,
-  checkRetransmit: Object.freeze({ rto: 100, rc: 7, rm: 16 }),
-  selectOnNomination: true,
-})
 
 /** What an attempt needs from its Peer. */
 export interface AttemptContext {
@@ -135,17 +102,10 @@ export class ConnectAttempt {
   readonly #localStream: number
   readonly #started = performance.now()
   readonly #controller = new AbortController()
-  readonly #outgoing: string[] = []
   /** The cached server-reflexive candidates this attempt started with. */
   readonly #remembered: ReadonlySet<LocalCandidate>
-  /** Transport addresses of the local candidates signalled so far. */
-  readonly #signalled = new Set<string>()
-  #outgoingEnd = false
-  #flushScheduled = false
-  #descriptionSent = false
-  #remote: SessionDescription | undefined
-  /** Remote candidate batches that came before the offer/answer. */
-  readonly #early: Uint8Array[] = []
+  /** The offer/answer and trickled candidates, both ways. */
+  readonly #signalling: AttemptSignalling
   #finished = false
   /** The key the remote must prove (decoded from its PeerId while the network works). */
   #expectedKey: Uint8Array | undefined
@@ -179,6 +139,21 @@ export class ConnectAttempt {
       gather: this.#direct ? { ...ctx.gather, reflexive: known } : { ...ctx.gather, hostAddresses: [], reflexive: [] },
       ...(this.#direct ? {} : { relayDelay: 0 }),
       signal: this.#controller.signal,
+    })
+    this.#signalling = new AttemptSignalling({
+      session: this.session,
+      peerId,
+      initiator,
+      identity: ctx.identity,
+      beacons: ctx.beacons,
+      agent: this.#agent,
+      localStream: this.#localStream,
+      signal: this.#controller.signal,
+      expectedKey: () => (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+      finished: () => this.#finished,
+      abort: (reason) => this.#controller.abort(reason),
+      emit: (step, detail) => this.#emit(step, detail),
+      onDescription: () => this.#remoteResolve?.(),
     })
     this.#relays = turn
       ? new AttemptRelays({
@@ -232,13 +207,13 @@ export class ConnectAttempt {
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       if (signal.aborted) throw new AbortError()
-      if (options.offer !== undefined) this.#acceptDescription(options.offer.payload)
+      if (options.offer !== undefined) this.#signalling.acceptDescription(options.offer.payload)
       if (!this.#direct && this.#relays === undefined) throw new ConnectFailedError('paths leave only TURN, and the peer has no TURN server (options.turn)')
       void this.#agent.gather({ signal: this.#controller.signal }).catch(() => {
         // Gathering failures (a STUN server not answering) leave the host candidates.
       })
       this.#relays?.gather()
-      this.#scheduleFlush()
+      this.#signalling.scheduleFlush()
       // Decoding the PeerId costs about half a millisecond: do it after the offer/answer
       // went out, while the signalling and the checks are in flight.
       setImmediate(() => (this.#expectedKey ??= remoteKeyOf(this.peerId)))
@@ -254,7 +229,7 @@ export class ConnectAttempt {
       // No path: our remembered public mappings may be what went wrong.
       if (error instanceof ConnectFailedError) this.#ctx.reflexive.forget()
       this.#emit('failed', { code: error instanceof PeerlinkError ? error.code : 'ERR_INTERNAL', message: error.message })
-      this.#abandon(error)
+      this.#signalling.abandon(error)
       throw error
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -270,7 +245,7 @@ export class ConnectAttempt {
    * dropped, and udx retransmits it only after a second).
    */
   readonly #onSelected = (selection: IceSelection): void => {
-    const remote = this.#remote
+    const remote = this.#signalling.remote
     if (this.#securing !== undefined || this.#finished || remote === undefined) return
     const started = performance.now()
     let promise: Promise<SecureConnection>
@@ -315,25 +290,12 @@ export class ConnectAttempt {
     this.#securing = { promise, started }
   }
 
-  /**
-   * The multiplexer and main stream of the connecting side, opened at verification, and
-   * the streams the listener opens before the connection exists (emitted as `stream`
-   * soon after it does).
-   */
-  #opened: { secure: SecureConnection; mux: StreamMux; main: MuxStream; early: MuxStream[]; stop: () => void } | undefined
+  /** The multiplexer and main stream of the connecting side, opened at verification. */
+  #opened: OpenedMainStream | undefined
 
   #openMain(secure: SecureConnection): void {
     if (this.#opened !== undefined || secure.destroyed || this.#finished) return
-    const mux = new StreamMux(secure, { isInitiator: true })
-    const main = mux.openStream({ label: MAIN_STREAM_LABEL })
-    // Until the connection takes them over: a failure before the listener's confirmation
-    // rejects the handshake, and these only follow it.
-    mux.on('error', noop)
-    main.on('error', noop)
-    const early: MuxStream[] = []
-    const onStream = (stream: MuxStream): void => void early.push(stream)
-    mux.on('stream', onStream)
-    this.#opened = { secure, mux, main, early, stop: () => mux.off('stream', onStream) }
+    this.#opened = openMainStream(secure)
   }
 
   async #secure(selection: IceSelection, iceMs: number): Promise<PeerConnection> {
@@ -403,7 +365,7 @@ export class ConnectAttempt {
         shims: () => relays?.shims ?? new Map(),
         localStreamId: this.#localStream,
         // The peer's stream id (the secure stream's remote is the splice's inner relay).
-        remoteStreamId: (this.#remote as SessionDescription).stream,
+        remoteStreamId: (this.#signalling.remote as SessionDescription).stream,
         // Only a connection that may move to a relay needs relay-sized packets.
         clampMtu: splice !== undefined && relays !== undefined ? () => splice.clampMtu() : undefined,
         info,
@@ -430,14 +392,10 @@ export class ConnectAttempt {
     try {
       switch (signal.kind) {
         case 'answer':
-          if (this.initiator) this.#acceptDescription(signal.payload)
+          if (this.initiator) this.#signalling.acceptDescription(signal.payload)
           break
         case 'candidate':
-          if (this.#remote === undefined) {
-            if (this.#early.length < MAX_SIGNAL_CANDIDATES) this.#early.push(signal.payload)
-          } else {
-            this.#addRemoteCandidates(signal.payload)
-          }
+          this.#signalling.acceptCandidates(signal.payload)
           break
         case 'close':
           if (this.#lingering) break // the connection is the peer's business now
@@ -456,47 +414,10 @@ export class ConnectAttempt {
     this.#controller.abort(reason)
   }
 
-  #acceptDescription(payload: Uint8Array): void {
-    if (this.#remote !== undefined) return
-    const description = decodeSessionDescription(this.#open(this.initiator ? 'answer' : 'offer', payload))
-    this.#remote = description
-    this.#agent.setRemoteCredentials(description.ice)
-    this.#emit(this.initiator ? 'answer' : 'offer', { candidates: description.candidates.length })
-    this.#addLines(description.candidates, description.end)
-    for (const early of this.#early.splice(0)) this.#addRemoteCandidates(early)
-    this.#remoteResolve?.()
-  }
-
-  #addRemoteCandidates(payload: Uint8Array): void {
-    const batch = decodeCandidateBatch(this.#open('candidate', payload))
-    this.#emit('candidate', { remote: batch.candidates.length, end: batch.end })
-    this.#addLines(batch.candidates, batch.end)
-  }
-
-  #addLines(lines: readonly string[], end: boolean): void {
-    for (const line of lines) {
-      try {
-        this.#agent.addRemoteCandidate(line)
-      } catch {
-        // One candidate we cannot use (another address family, a malformed line) does
-        // not end the attempt: ICE fails only if no pair works.
-      }
-    }
-    if (end) this.#agent.endOfRemoteCandidates()
-  }
-
   readonly #onLocalCandidate = (candidate: LocalCandidate): void => {
     // Only what a STUN server just told us renews the cache, not what it gave us.
     if (!this.#remembered.has(candidate)) this.#ctx.reflexive.learn(candidate)
-    this.#queueLocal(candidate)
-  }
-
-  #queueLocal(candidate: LocalCandidate): void {
-    const key = candidateAddressKey(candidate)
-    if (this.#signalled.has(key)) return
-    this.#signalled.add(key)
-    this.#outgoing.push(formatCandidate(candidate))
-    this.#scheduleFlush()
+    this.#signalling.queue(candidate)
   }
 
   #localGatherEnded = false
@@ -505,8 +426,7 @@ export class ConnectAttempt {
     this.#localGatherEnded = true
     // End-of-candidates waits for the relay candidates still being allocated.
     if (this.#relays !== undefined && this.#relays.pending > 0) return
-    this.#outgoingEnd = true
-    this.#scheduleFlush()
+    this.#signalling.end()
   }
 
   #onRelaysSettled(count: number): void {
@@ -515,51 +435,7 @@ export class ConnectAttempt {
       this.#controller.abort(new ConnectFailedError('No TURN relay could be allocated (relay-only attempt)'))
       return
     }
-    if (this.#localGatherEnded) {
-      this.#outgoingEnd = true
-      this.#scheduleFlush()
-    }
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#finished) return
-    this.#flushScheduled = true
-    setImmediate(this.#flush)
-  }
-
-  readonly #flush = (): void => {
-    this.#flushScheduled = false
-    if (this.#finished) return
-    // The responder answers only once it has the offer (it always has: it was created by it).
-    const candidates = this.#outgoing.splice(0, MAX_SIGNAL_CANDIDATES)
-    const end = this.#outgoingEnd && this.#outgoing.length === 0
-    if (!this.#descriptionSent) {
-      this.#descriptionSent = true
-      const payload = encodeSessionDescription({ ice: this.#agent.localCredentials, stream: this.#localStream, candidates, end })
-      if (end) this.#outgoingEnd = false
-      this.#send(this.initiator ? 'offer' : 'answer', payload, true)
-    } else if (candidates.length > 0 || end) {
-      if (end) this.#outgoingEnd = false
-      this.#send('candidate', encodeCandidateBatch({ candidates, end }), false)
-    }
-    if (this.#outgoing.length > 0) this.#scheduleFlush()
-  }
-
-  /** The body of a sealed signal from the peer (`signal-seal.ts`): signed by its key, for this attempt. */
-  #open(kind: SealedSignalKind, payload: Uint8Array): Uint8Array {
-    return openSignal(kind, { session: this.session, from: this.peerId, to: this.#ctx.identity.peerId }, payload, (this.#expectedKey ??= remoteKeyOf(this.peerId)))
-  }
-
-  #send(kind: SealedSignalKind, body: Uint8Array, fatal: boolean): void {
-    const payload = sealSignal(this.#ctx.identity, kind, { session: this.session, from: this.#ctx.identity.peerId, to: this.peerId }, body)
-    this.#ctx.beacons.signal(this.peerId, { kind, session: this.session, payload }, { signal: this.#controller.signal }).then(
-      () => {},
-      (err: unknown) => {
-        // The offer must reach the peer (no Beacon knows it: fail at once); a lost
-        // trickled candidate only leaves one pair unchecked.
-        if (fatal && !this.#finished) this.#controller.abort(err)
-      },
-    )
+    if (this.#localGatherEnded) this.#signalling.end()
   }
 
   #failure(err: unknown, signal: AbortSignal, userSignal: AbortSignal | undefined, timeoutSignal: AbortSignal): Error {
@@ -575,15 +451,6 @@ export class ConnectAttempt {
     if (reason instanceof PeerlinkError) return reason
     if (reason instanceof Error) return new ConnectFailedError(`Connecting to ${this.peerId} failed: ${reason.message}`, { cause: reason })
     return new ConnectFailedError(`Connecting to ${this.peerId} failed`, { cause: reason })
-  }
-
-  #abandon(error: Error): void {
-    // A listening side that has not answered stays silent, except to say that the offer
-    // was not signed for it: the connecting side then knows at once it reached the wrong
-    // peer (a misrouting Beacon), instead of waiting for its timeout.
-    if (!this.#descriptionSent && !this.initiator && !(error instanceof PeerIdentityMismatchError)) return
-    const reason = error instanceof PeerlinkError ? error.code : 'ERR_CONNECT_FAILED'
-    this.#ctx.beacons.signal(this.peerId, { kind: 'close', session: this.session, payload: encodeCloseSignal(reason) }).catch(() => {})
   }
 
   #finish(): void {
@@ -636,68 +503,6 @@ function describeSelection(selection: IceSelection): Record<string, unknown> {
     path: selection.local.type === 'relay' || selection.remote.type === 'relay' ? 'turn' : 'direct',
   }
 }
-
-/**
- * `promise`, or a rejection with the attempt signal's *reason* (the attempt's real error:
- * a peer not found, a close from the peer, …) when it aborts first — unlike
- * `abortable()` (`src/abortable.ts`), which rejects with an `AbortError`.
- */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort)
-        resolve(value)
-      },
-      (err: unknown) => {
-        signal.removeEventListener('abort', onAbort)
-        reject(err)
-      },
-    )
-  })
-}
-
-/**
- * The listening side's main stream: the one the connecting side opens with
- * {@link MAIN_STREAM_LABEL}. Streams that arrive after it, before the connection takes
- * over the `stream` event (the same data chunk can carry their open frames), are kept
- * in `early`; `stop()` ends the collecting.
- */
-function firstMainStream(mux: StreamMux, signal: AbortSignal): Promise<{ main: MuxStream; early: MuxStream[]; stop: () => void }> {
-  return untilAborted(
-    new Promise((resolve, reject) => {
-      let main: MuxStream | undefined
-      const early: MuxStream[] = []
-      const onStream = (stream: MuxStream): void => {
-        if (main !== undefined) early.push(stream)
-        else if (stream.label === MAIN_STREAM_LABEL) {
-          main = stream
-          resolve({ main, early, stop: () => mux.off('stream', onStream) })
-        }
-      }
-      mux.on('stream', onStream)
-      mux.once('close', () => reject(new ConnectFailedError('The session closed before the main stream opened')))
-    }),
-    signal,
-  )
-}
-
-/**
- * The error of an attempt the peer abandoned with close reason `reason` (a code, as
- * `#abandon` sends). `ERR_PEER_IDENTITY_MISMATCH` means the peer found our offer was not
- * signed for it: whoever the Beacon routed us to is not `peerId`.
- */
-function closeError(peerId: string, reason: string): Error {
-  if (reason === 'ERR_PEER_IDENTITY_MISMATCH') {
-    return new PeerIdentityMismatchError(peerId, 'a peer that does not hold its key (our offer was not signed for it)')
-  }
-  return new ConnectFailedError(`The peer abandoned the attempt: ${reason || 'no reason given'}`)
-}
-
-function noop(): void {}
 
 /**
  * Runs `fn` after the event loop's next poll phase (two turns of `setImmediate`): udx
