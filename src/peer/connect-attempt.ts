@@ -44,7 +44,7 @@ import { AttemptRelays, SHIM_CLOSE_GRACE_MS } from './attempt-relays.js'
 import { PathManager, type PathRecoveryOptions } from './path-manager.js'
 import { PEER_ICE_DEFAULTS } from './peer-ice-defaults.js'
 import { StreamSplice } from './stream-splice.js'
-import { untilAborted } from './until-aborted.js'
+import { untilAborted } from '../abortable.js'
 
 export { PEER_ICE_DEFAULTS } from './peer-ice-defaults.js'
 

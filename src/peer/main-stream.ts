@@ -10,7 +10,7 @@ import { StreamMux } from '../connection/stream-mux.js'
 import { ConnectFailedError } from '../errors.js'
 import type { SecureConnection } from '../transport/secure-connection.js'
 import { MAIN_STREAM_LABEL } from './peer-connection.js'
-import { untilAborted } from './until-aborted.js'
+import { untilAborted } from '../abortable.js'
 
 /**
  * The multiplexer and main stream of the connecting side, opened at verification, and
