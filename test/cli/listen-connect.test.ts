@@ -3,7 +3,7 @@
 // meeting through an in-process Beacon on 127.0.0.1, each offering only 127.0.0.1 as its
 // host candidate (--host-address).
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { type AddressInfo, type Server, type Socket, connect as tcpConnect, createServer } from 'node:net'
@@ -17,6 +17,7 @@ import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
 import { TOKEN, startTunnel, urlOf } from '../server/tunnel/helpers.js'
 import { assertDistFresh, captureIo } from './helpers.js'
+import { sha256 } from '../testing/stream-data.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const bin = join(root, 'bin', 'peerlink')
@@ -127,10 +128,6 @@ function peerlink(args: string[], name = 'peer'): Child {
 }
 
 const common = () => ['--beacon', spec, '--host-address', '127.0.0.1']
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
-}
 
 /** A TCP echo server on 127.0.0.1 (half-close aware), and its open connections. */
 async function echoServer(): Promise<{ server: Server; port: number; sockets: Set<Socket>; close: () => Promise<void> }> {

@@ -1,23 +1,18 @@
 // Our TURN client path through a real coturn (Debian's `turnserver`, started by the test
 // on loopback) with the relay-only policy: the dialer offers only its relayed candidate,
 // so ICE, the Noise handshake and the data all go through coturn.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Peer, type PeerConnection, createPeer } from '../../src/peer/index.js'
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
 import { startCoturn, type Coturn } from '../helpers/coturn.js'
-import { readAll } from '../testing/read-all.js'
+import { readAll, sha256 } from '../testing/stream-data.js'
+import { LOOPBACK, FAST_ICE } from './loopback-peer-options.js'
 
-const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
-const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
 const REALM = 'peerlink.test'
 const USER = { username: 'carol', credential: 'coturn-password' }
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
-}
 
 describe('Peer through coturn (relay-only)', () => {
   let coturn: Coturn

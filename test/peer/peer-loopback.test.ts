@@ -1,20 +1,14 @@
 // Two peers on loopback meet through a real Beacon (in-process, pinned TLS), find a
 // direct path with ICE, and talk over a verified, multiplexed connection.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdentity } from '../../src/identity/index.js'
 import { type Peer, type PeerConnection, createPeer } from '../../src/peer/index.js'
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
-import { readAll } from '../testing/read-all.js'
-
-const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
-const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
-}
+import { readAll, sha256 } from '../testing/stream-data.js'
+import { LOOPBACK, FAST_ICE } from './loopback-peer-options.js'
 
 describe('Peer over loopback', () => {
   let beacon: BeaconServer

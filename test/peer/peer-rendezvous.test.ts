@@ -5,10 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Peer, createPeer, rendezvousTopic } from '../../src/peer/index.js'
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
-import { readAll } from '../testing/read-all.js'
-
-const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
-const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
+import { readAll } from '../testing/stream-data.js'
+import { LOOPBACK, FAST_ICE } from './loopback-peer-options.js'
 
 describe('Peer.rendezvous', () => {
   let beacon: BeaconServer

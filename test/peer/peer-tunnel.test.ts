@@ -2,7 +2,7 @@
 // in-process. UDP is made useless where a case needs it by offering no host candidate
 // (a host address the socket, bound to 127.0.0.1, cannot receive on is dropped), and
 // "UDP blocked" by a STUN server that never answers.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
 import { once } from 'node:events'
 import net from 'node:net'
@@ -13,14 +13,11 @@ import type { BeaconServer } from '../../src/server/beacon/index.js'
 import type { TunnelServer } from '../../src/server/tunnel/tunnel-server.js'
 import { specOf, startBeacon, until } from '../beacon/helpers.js'
 import { TOKEN, startTunnel, urlOf } from '../server/tunnel/helpers.js'
-import { readAll } from '../testing/read-all.js'
+import { readAll, sha256 } from '../testing/stream-data.js'
+import { LOOPBACK, FAST_ICE } from './loopback-peer-options.js'
 
-const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
 /** No usable host address: the peer offers no candidate, so no UDP pair can work. */
 const NO_CANDIDATES = { hostAddresses: ['127.0.0.3'], includeLoopback: true } as const
-const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
-
-const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
 
 function recordAttempts(peer: Peer): AttemptEvent[] {
   const events: AttemptEvent[] = []

@@ -1,7 +1,7 @@
 // Two peers on loopback connect through our TURN server (in-process) with the relay-only
 // policy (`paths: ['turn']`): the dialer's only candidate is relayed, so the stream runs
 // through the relay shim; and the default policy prefers the direct pair.
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { BeaconSet } from '../../src/beacon/beacon-set.js'
@@ -12,10 +12,9 @@ import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { TurnServer } from '../../src/server/turn/turn-server.js'
 import { specOf, startBeacon } from '../beacon/helpers.js'
 import { randomPortRange } from '../server/turn/coturn-tools.js'
-import { readAll } from '../testing/read-all.js'
+import { readAll, sha256 } from '../testing/stream-data.js'
+import { LOOPBACK, FAST_ICE } from './loopback-peer-options.js'
 
-const LOOPBACK = { hostAddresses: ['127.0.0.1'], includeLoopback: true } as const
-const FAST_ICE = { ta: 10, nominationDelay: 10 } as const
 const USER = { username: 'alice', credential: 'alice-password' }
 
 function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
@@ -28,10 +27,6 @@ function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
     }
     tick()
   })
-}
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
 }
 
 describe('Peer through a TURN relay on loopback', () => {

@@ -3,7 +3,7 @@
 // network) is black-holed mid-transfer and the outer relays are moved to a second
 // forwarder: the transfer completes intact, which a stream moved with changeRemote alone
 // cannot do (its in-flight packets keep going to the dead path).
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
 import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
@@ -12,6 +12,7 @@ import { findUdxStream, udxSocketOf } from '../../src/peer/udx-handles.js'
 import { RELAY_SAFE_MTU, StreamSplice } from '../../src/peer/stream-splice.js'
 import { PeerSocket } from '../../src/transport/peer-socket.js'
 import { openSecureConnection, type SecureConnection } from '../../src/transport/secure-connection.js'
+import { sha256 } from '../testing/stream-data.js'
 
 interface Forwarder {
   a: Socket
@@ -35,10 +36,6 @@ async function forwarder(left: PeerSocket, right: PeerSocket): Promise<Forwarder
   f.b.on('message', (m) => !f.dropping && f.a.send(m, left.port, '127.0.0.1'))
   await Promise.all([new Promise<void>((r) => f.a.bind(0, '127.0.0.1', r)), new Promise<void>((r) => f.b.bind(0, '127.0.0.1', r))])
   return f
-}
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex')
 }
 
 describe('StreamSplice', () => {

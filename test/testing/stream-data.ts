@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Readable } from 'node:stream'
 
 /**
@@ -9,4 +10,9 @@ export async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = []
   for await (const chunk of (stream as Readable).iterator({ destroyOnReturn: false })) chunks.push(chunk as Buffer)
   return Buffer.concat(chunks)
+}
+
+/** SHA-256 of `data` in hex: compares megabytes sent and received in one short line. */
+export function sha256(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
 }
