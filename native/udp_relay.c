@@ -62,7 +62,6 @@ struct relay_socket {
      to peers: packets, bytes; from peers: packets, bytes; dropped. */
   double stats[5];
   int listener; /* 1: faces clients (ChannelData in), 0: a relay socket (peer data in) */
-  int bound;
   int closing;
   int closed;
   int finalized;
@@ -383,7 +382,7 @@ static napi_value throw_uv(napi_env env, int err) {
 }
 
 static void socket_free_if_done(relay_socket_t *sock) {
-  if (sock->finalized && (sock->closed || !sock->bound)) free(sock);
+  if (sock->finalized && sock->closed) free(sock);
 }
 
 static void socket_finalize(napi_env env, void *data, void *hint) {
@@ -423,7 +422,6 @@ static napi_value js_create(napi_env env, napi_callback_info info) {
   }
   sock->handle.data = sock;
   s->open_sockets++;
-  sock->bound = 1; /* the handle exists from here on and must be closed */
   CHECK(napi_create_reference(env, argv[0], 1, &sock->on_message));
   CHECK(napi_create_string_utf8(env, "peerlink:TurnUdpSocket", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_async_init(env, NULL, name, &sock->async));

@@ -66,6 +66,12 @@ function channelData(number: number, data: Uint8Array, padded: boolean): Buffer 
   return message
 }
 
+/** Removes the native fast-path route of `binding`, if it has one. */
+function dropRoute(binding: ChannelBinding): void {
+  if (binding.route !== 0) TurnUdpSocket.removeChannelRoute(binding.route)
+  binding.route = 0
+}
+
 /** One allocation. */
 export class Allocation {
   /** The client 5-tuple. */
@@ -183,8 +189,7 @@ export class Allocation {
    */
   #syncRoute(binding: ChannelBinding, now: number): void {
     if (!binding.active || !binding.permission.active || this.#closed !== undefined) {
-      if (binding.route !== 0) TurnUdpSocket.removeChannelRoute(binding.route)
-      binding.route = 0
+      dropRoute(binding)
       return
     }
     const ttlMs = Math.min(binding.expiresAt, binding.permission.expiresAt) - now
@@ -198,13 +203,6 @@ export class Allocation {
     binding.route = listener.addChannelRoute(this.link.client, binding.number, binding.relay, binding.peer, ttlMs)
   }
 
-  /** Removes the native route of every channel binding (before relay sockets close). */
-  #removeRoutes(bindings: Iterable<ChannelBinding>): void {
-    for (const binding of bindings) {
-      if (binding.route !== 0) TurnUdpSocket.removeChannelRoute(binding.route)
-      binding.route = 0
-    }
-  }
 
   // RFC 8656 §7.3: a Refresh with REQUESTED-ADDRESS-FAMILY and LIFETIME 0 deletes only
   // that family's relayed address of a dual allocation.
@@ -218,7 +216,7 @@ export class Allocation {
     for (const [host, permission] of this.permissions) {
       if (permission.family !== family) continue
       this.permissions.delete(host)
-      this.#removeRoutes(permission.channels.values())
+      for (const binding of permission.channels.values()) dropRoute(binding)
       for (const binding of permission.channels.values()) this.channels.delete(binding.number)
     }
     await relay.socket.close()
@@ -330,23 +328,24 @@ export class Allocation {
    */
   sweep(now: number): boolean {
     for (const [number, binding] of this.channels) {
-      const forget = binding.sweep(now)
-      if (binding.route !== 0 && !(binding.active && binding.permission.active)) this.#syncRoute(binding, now)
-      if (forget) {
+      if (binding.sweep(now)) {
+        dropRoute(binding)
         this.channels.delete(number)
         binding.permission.channels.delete(binding.peer.port)
       }
     }
     for (const [host, permission] of this.permissions) {
       if (permission.sweep(now)) this.permissions.delete(host)
-      else if (!permission.active) for (const binding of permission.channels.values()) if (binding.route !== 0) this.#syncRoute(binding, now)
     }
+    // A native route lives only while its binding and its permission are in force.
+    for (const binding of this.channels.values()) if (!binding.active || !binding.permission.active) dropRoute(binding)
     return this.expiresAt <= now
   }
 
   /** Closes the relay sockets (idempotent); the caller does the bookkeeping. */
   close(): Promise<void> {
-    if (this.#closed === undefined) this.#removeRoutes(this.channels.values())
+    // Routes go before the relay sockets close.
+    if (this.#closed === undefined) for (const binding of this.channels.values()) dropRoute(binding)
     this.#closed ??= Promise.all(
       this.relays.map((relay) => relay.socket.close()),
     ).then(() => {})
