@@ -10,24 +10,12 @@ import { type AttemptEvent, Peer, type PeerConnection, createPeer } from '../../
 import { PeerSocket } from '../../src/transport/peer-socket.js'
 import type { BeaconServer } from '../../src/server/beacon/index.js'
 import { TurnServer } from '../../src/server/turn/turn-server.js'
-import { specOf, startBeacon } from '../beacon/helpers.js'
+import { specOf, startBeacon, until } from '../beacon/helpers.js'
 import { randomPortRange } from '../server/turn/coturn-tools.js'
 import { readAll, sha256 } from '../testing/stream-data.js'
 import { LOOPBACK, FAST_ICE } from './loopback-peer-options.js'
 
 const USER = { username: 'alice', credential: 'alice-password' }
-
-function waitFor(condition: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (condition()) resolve()
-      else if (Date.now() > deadline) reject(new Error('condition not met in time'))
-      else setTimeout(tick, 10)
-    }
-    tick()
-  })
-}
 
 describe('Peer through a TURN relay on loopback', () => {
   let beacon: BeaconServer
@@ -92,7 +80,7 @@ describe('Peer through a TURN relay on loopback', () => {
     expect(turn.stats.allocations).toBe(1)
     await conn.close({ timeout: 5_000 })
     // The allocation the connection ran on is released with it (after the stream's last packets).
-    await waitFor(() => turn.stats.allocations === 0)
+    await until(() => turn.stats.allocations === 0)
     incoming.destroy()
   }, 30_000)
 
@@ -110,7 +98,7 @@ describe('Peer through a TURN relay on loopback', () => {
     expect(turn.stats.allocations).toBeGreaterThan(0)
     conn.destroy()
     incoming.destroy()
-    await waitFor(() => turn.stats.allocations === 0)
+    await until(() => turn.stats.allocations === 0)
   }, 20_000)
 
   it('with recovery: false, the relays not used are released when the attempt ends', async () => {
@@ -123,7 +111,7 @@ describe('Peer through a TURN relay on loopback', () => {
       const [incoming] = await accepted
       expect(conn.path).toBe('direct')
       expect(seen.some((e) => e.step === 'relay')).toBe(true)
-      await waitFor(() => turn.stats.allocations === 0)
+      await until(() => turn.stats.allocations === 0)
       conn.destroy()
       incoming.destroy()
     } finally {
@@ -188,7 +176,7 @@ describe('Peer through a TURN relay on loopback', () => {
       const conn = await wrong.connect(listener.peerId, { timeout: 10_000 })
       const [incoming] = await accepted
       expect(conn.path).toBe('direct')
-      await waitFor(() => seen.some((e) => e.step === 'relay-failed'))
+      await until(() => seen.some((e) => e.step === 'relay-failed'))
       expect(seen.find((e) => e.step === 'relay-failed')?.detail).toMatchObject({ server: turnUrl, code: 'ERR_TURN_AUTH' })
       conn.destroy()
       incoming.destroy()

@@ -6,18 +6,7 @@ import { TurnRelayPool, turnServerList } from '../../src/peer/turn-relays.js'
 import { TurnServer } from '../../src/server/turn/turn-server.js'
 import { PeerSocket } from '../../src/transport/peer-socket.js'
 import { randomPortRange } from '../server/turn/coturn-tools.js'
-
-function waitFor(condition: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (condition()) resolve()
-      else if (Date.now() > deadline) reject(new Error('condition not met in time'))
-      else setTimeout(tick, 10)
-    }
-    tick()
-  })
-}
+import { until } from '../beacon/helpers.js'
 
 describe('turnServerList', () => {
   it('expands urls, keeps long-term credentials, derives REST API ones from a secret', () => {
@@ -76,7 +65,7 @@ describe('TurnRelayPool', () => {
     expect(a.relay.closed).toBe(false)
     b.release()
     expect(a.relay.closed).toBe(true)
-    await waitFor(() => server.stats.allocations === 0)
+    await until(() => server.stats.allocations === 0, 3000)
     // A new lease makes a new allocation.
     const c = await pool.acquire(servers[0]!)
     expect(c.relay).not.toBe(a.relay)

@@ -12,6 +12,7 @@ import { TurnRelayEndpoint } from '../../src/turn/turn-relay-endpoint.js'
 import { TurnRelayShim } from '../../src/turn/turn-relay-shim.js'
 import { randomPortRange } from '../server/turn/coturn-tools.js'
 import { closeSocket, nextMessage, udpSocket } from './helpers.js'
+import { until } from '../beacon/helpers.js'
 
 const USER = { username: 'alice', password: 'alice-password' }
 
@@ -28,18 +29,6 @@ async function startServer(extra: Record<string, unknown> = {}): Promise<{ serve
   })
   const port = server.addresses.find((a) => a.transport === 'udp' || a.transport === 'tcp')!.port
   return { server, port }
-}
-
-function waitFor(condition: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  return new Promise((resolve, reject) => {
-    const tick = (): void => {
-      if (condition()) resolve()
-      else if (Date.now() > deadline) reject(new Error('condition not met in time'))
-      else setTimeout(tick, 10)
-    }
-    tick()
-  })
 }
 
 describe('relayTransports', () => {
@@ -88,13 +77,13 @@ describe('allocateTurnRelay and TurnRelayEndpoint', () => {
         if (from.port === peerPort) received.push(Buffer.from(data).toString())
       })
       peer.send('back', relay.relayed.port, relay.relayed.host)
-      await waitFor(() => received.includes('back'))
+      await until(() => received.includes('back'), 3000)
 
       await relay.bindChannel({ host: '127.0.0.1', port: peerPort })
       expect(relay.client.channelOf({ host: '127.0.0.1', port: peerPort })).toBeGreaterThanOrEqual(0x4000)
       const channelDataBefore = socket.stats.channelDataDatagrams
       peer.send('via-channel', relay.relayed.port, relay.relayed.host)
-      await waitFor(() => received.includes('via-channel'))
+      await until(() => received.includes('via-channel'), 3000)
       expect(socket.stats.channelDataDatagrams).toBeGreaterThan(channelDataBefore)
       off()
     } finally {
@@ -102,7 +91,7 @@ describe('allocateTurnRelay and TurnRelayEndpoint', () => {
       await closeSocket(peer)
     }
     expect(relay.closed).toBe(true)
-    await waitFor(() => server.stats.allocations === 0)
+    await until(() => server.stats.allocations === 0, 3000)
     // The peer's socket was only borrowed.
     expect(socket.closed).toBe(false)
   })
@@ -227,7 +216,7 @@ describe('TurnRelayShim', () => {
       const stun = encodeStunMessage(createStunRequest('binding'))
       peer.send(stun, relay.relayed.port, relay.relayed.host)
       peer.send(Buffer.from([0xff, 7, 7]), relay.relayed.port, relay.relayed.host)
-      await waitFor(() => shim.stats.received === 1 && shim.socket.stats.droppedDatagrams >= 1)
+      await until(() => shim.stats.received === 1 && shim.socket.stats.droppedDatagrams >= 1, 3000)
       await new Promise((resolve) => setTimeout(resolve, 50))
       expect(shim.stats).toEqual({ sent: 1, received: 1 })
       expect(() => shim.connect({ host: 'not-an-ip', port: 1 })).toThrow(InvalidArgumentError)

@@ -97,14 +97,8 @@ export async function closeServer(server: net.Server | HttpServer): Promise<void
   await closed
 }
 
-/** Polls `check` every 20 ms until it returns true, failing after `ms`. */
-export async function until(check: () => boolean | Promise<boolean>, ms = 5_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+/** Polls `check` every 20 ms until it returns true, failing after `ms` (the Beacon tests' helper). */
+export { until } from '../../beacon/helpers.js'
 
 /** Connects to 127.0.0.1:port, sends `data`, half-closes, and resolves with everything received until the end. */
 export function exchange(port: number, data: Buffer): Promise<Buffer> {
