@@ -83,25 +83,17 @@ export class TurnUdpSocket {
   readonly port: number
   /** Address family of the bound IP. */
   readonly family: AddressFamily
-  /** Whether it faces clients or peers. */
-  readonly role: TurnUdpSocketRole
   readonly #socket: UDX.UDXSocket | undefined
   readonly #native: NativeSocketHandle | undefined
   #listener: UdpMessageListener | undefined
   #closed: Promise<void> | undefined
 
-  private constructor(
-    backend: { socket?: UDX.UDXSocket; native?: NativeSocketHandle },
-    host: string,
-    port: number,
-    role: TurnUdpSocketRole,
-  ) {
+  private constructor(backend: { socket?: UDX.UDXSocket; native?: NativeSocketHandle }, host: string, port: number) {
     this.#socket = backend.socket
     this.#native = backend.native
     this.host = host
     this.port = port
     this.family = host.includes(':') ? 'IPv6' : 'IPv4'
-    this.role = role
   }
 
   /** Whether packets of bound channels can be relayed natively through this socket. */
@@ -131,7 +123,7 @@ export class TurnUdpSocket {
         addon.close(native, () => {})
         throw err as UdpBindError
       }
-      self = new TurnUdpSocket({ native }, host, bound, role)
+      self = new TurnUdpSocket({ native }, host, bound)
       return self
     }
     const socket = udx().createSocket({ ipv6Only: host.includes(':') })
@@ -148,7 +140,7 @@ export class TurnUdpSocket {
       // Best effort: the kernel's defaults still work, with less slack.
     }
     const bound = socket.address()
-    return new TurnUdpSocket({ socket }, host, bound?.port ?? port, role)
+    return new TurnUdpSocket({ socket }, host, bound?.port ?? port)
   }
 
   /** Sets the one listener of received datagrams (replacing the previous one). */
