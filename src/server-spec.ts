@@ -126,6 +126,8 @@ const NAMES: Record<ServerKind, string> = { beacon: 'Beacon', stun: 'STUN', turn
 
 const MAX_SPEC_LENGTH = 1024
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):/
+/** `host:port[#hash]`, a Beacon spec: no URL of ours has only digits after its scheme. */
+const HOST_AND_PORT = /^[A-Za-z0-9.-]+:[0-9]+(?:#.*)?$/
 const CERT_HASH = /^[A-Za-z0-9_-]{43}$/
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/
 const PATH = /^\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/]|%[0-9A-Fa-f]{2})*$/
@@ -248,7 +250,8 @@ export function parseTunnelSpec(text: string): TunnelServerSpec {
 
 /**
  * Parses any server spec, choosing the kind by its scheme: `stun:` → STUN, `turn:`/`turns:` →
- * TURN, `ws://`/`wss://` → tunnel, anything else → Beacon.
+ * TURN, `ws://`/`wss://` → tunnel, anything else → Beacon. `NAME:PORT` is always a Beacon,
+ * even for a host named `stun`, `turn` or `ws`.
  *
  * @throws {@link InvalidServerSpecError} when `text` is malformed.
  *
@@ -262,7 +265,9 @@ export function parseTunnelSpec(text: string): TunnelServerSpec {
  * ```
  */
 export function parseServerSpec(text: string): ServerSpec {
-  const scheme = typeof text === 'string' ? SCHEME.exec(text.trim())?.[1]?.toLowerCase() : undefined
+  // `name:4264` is a Beacon's host and port even when the name is `ws`, `stun` or `turn`
+  // (a Beacon's canonical form, formatServerSpec's output, must parse back to a Beacon).
+  const scheme = typeof text === 'string' && !HOST_AND_PORT.test(text.trim()) ? SCHEME.exec(text.trim())?.[1]?.toLowerCase() : undefined
   switch (scheme) {
     case 'stun':
     case 'stuns':

@@ -20,6 +20,9 @@ describe('server specs: accepted forms', () => {
     ['beacon.example.com:4264', parseBeaconSpec, { kind: 'beacon', port: 4264, certHash: undefined }],
     ['Beacon.Example.COM', parseBeaconSpec, { host: 'beacon.example.com', port: 4264 }],
     ['127.0.0.1:9', parseBeaconSpec, { host: '127.0.0.1', hostType: 'ipv4', port: 9 }],
+    // A Beacon on a host named like a scheme keeps its kind (formatServerSpec writes `ws:4264`).
+    ['ws:4264', parseServerSpec, { kind: 'beacon', host: 'ws', port: 4264 }],
+    [`turn:4264#${HASH}`, parseServerSpec, { kind: 'beacon', host: 'turn', port: 4264, certHash: HASH }],
     [`[::1]:4264#${HASH}`, parseBeaconSpec, { host: '::1', hostType: 'ipv6', port: 4264, certHash: HASH }],
     ['[2001:DB8::1]', parseBeaconSpec, { host: '2001:db8::1', hostType: 'ipv6', port: 4264 }],
     ['  localhost:1  ', parseBeaconSpec, { host: 'localhost', port: 1 }],
