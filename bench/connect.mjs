@@ -6,6 +6,7 @@
 //   node bench/connect.mjs [--runs 20] [--warmup 10] [--mib 64] [--reps 5] [--filtering address-and-port-dependent]
 //   node bench/connect.mjs --ladder [--runs 20] [--mib 16] [--reps 3]   (the TURN and tunnel steps: bench/ladder.mjs)
 //                          [--ice '{"ta":50}']   (ICE options for peerlink's peers, to compare with the defaults)
+//                          [--profile DIR]       (V8 CPU profiles of the peer processes, one file each)
 //
 // The cell: one public server (a peerlink Beacon, which is also the peers' STUN server,
 // and a 10-node hyperdht testnet, `hyperdht/testnet`, each in its own process), and two
@@ -58,6 +59,8 @@ const REPS = Number(arg('reps', 5))
 const WARMUP = Number(arg('warmup', 10))
 const FILTERING = arg('filtering', 'address-and-port-dependent')
 const ICE = arg('ice', undefined) === undefined ? undefined : JSON.parse(arg('ice'))
+// --profile DIR: each peer process writes a V8 CPU profile (.cpuprofile) into DIR.
+const PROFILE = arg('profile', undefined)
 const log = (...args) => console.error('bench/connect:', ...args)
 const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 const round = (x, digits = 1) => (x === null ? null : Math.round(x * 10 ** digits) / 10 ** digits)
@@ -125,6 +128,7 @@ const lab = await createNatLab({
   },
 })
 let result
+const peers = []
 try {
   // Each system gets its own processes (servers and peers), so that one's timers and
   // background traffic never delay the other's.
@@ -134,7 +138,9 @@ try {
     nextMessage(serve('hyperdht'), (m) => (m?.bootstrap ? m : undefined), 60_000, 'hyperdht testnet'),
   ])
   const start = async (host) => {
-    const child = lab.fork(host, fixture('connect-peer.mjs'))
+    const execArgv = PROFILE === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`, `--cpu-prof-name=${host}-${peers.length}.cpuprofile`]
+    const child = lab.fork(host, fixture('connect-peer.mjs'), [], { execArgv })
+    peers.push(child)
     await nextMessage(child, (m) => (m?.ready ? true : undefined), 30_000, `peer in ${host}`)
     return child
   }
@@ -170,6 +176,8 @@ try {
   const mibps = { peerlink: [], hyperdht: [], bareUdx: [] }
   const cpuMsPerMiB = { peerlink: [], hyperdht: [], bareUdx: [] }
   const cpuSplit = { peerlink: [], hyperdht: [], bareUdx: [] }
+  // Per repetition: [sender user-CPU ms, receiver user-CPU ms, sender datagrams, receiver datagrams] per MiB.
+  const userAndDatagrams = { peerlink: [], hyperdht: [], bareUdx: [] }
   /**
    * Pumps `bytes` from `a` (which has a connection open) to `b`; adds the CPU time both
    * spent meanwhile per MiB to cpuMsPerMiB[name]. The connection's setup is not counted.
@@ -181,6 +189,12 @@ try {
     await call(a, 'drop')
     cpuMsPerMiB[name].push((after[0].ms - before[0].ms + after[1].ms - before[1].ms) / MIB)
     cpuSplit[name].push([round((after[0].ms - before[0].ms) / MIB, 2), round((after[1].ms - before[1].ms) / MIB, 2)])
+    userAndDatagrams[name].push([
+      round((after[0].userMs - before[0].userMs) / MIB, 2),
+      round((after[1].userMs - before[1].userMs) / MIB, 2),
+      round((after[0].udp.out - before[0].udp.out) / MIB),
+      round((after[1].udp.out - before[1].udp.out) / MIB),
+    ])
     return result
   }
   const [{ port: alicePort }, { port: bobPort }] = await Promise.all([call(aliceUdx, 'udx-bind'), call(bobUdx, 'udx-bind')])
@@ -223,6 +237,9 @@ try {
     cpuMsPerMiB: Object.fromEntries(Object.entries(cpuMsPerMiB).map(([k, v]) => [k, round(median(v), 2)])),
     // [sender, receiver] CPU ms per MiB, per repetition.
     cpuMsPerMiBSenderReceiver: cpuSplit,
+    // Per repetition: [sender, receiver] user-mode CPU ms per MiB, then the datagrams each
+    // host sent per MiB (its namespace's UDP counters: data packets, and acknowledgements).
+    userCpuAndDatagramsPerMiB: userAndDatagrams,
     throughputSamples: Object.fromEntries(Object.entries(mibps).map(([k, v]) => [k, v.map((x) => round(x))])),
     peerlinkPath: pathInfo,
     ratios,
@@ -242,6 +259,15 @@ try {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, loadBefore: loadBefore.map((x) => round(x, 2)), loadAfter: os.loadavg().map((x) => round(x, 2)) },
   }
 } finally {
+  // A profiled process writes its profile when it exits by itself, not when killed.
+  if (PROFILE !== undefined) {
+    await Promise.all(peers.map((child) => new Promise((resolve) => {
+      if (child.exitCode !== null) return resolve()
+      const timer = setTimeout(resolve, 10_000)
+      child.once('exit', () => resolve(clearTimeout(timer)))
+      child.disconnect()
+    })))
+  }
   await lab.close()
 }
 console.log(JSON.stringify(result))

@@ -1,8 +1,10 @@
-// Builds peerlink's optional native TURN data path (native/udp_relay.c) with node-gyp.
-// Run by `npm install` / `npm ci` (the package's "install" script). It never fails the
-// install: without a C compiler, Python or Node's headers, the TURN server relays in
-// JavaScript instead (same behaviour, about 1.5x the CPU per relayed packet), and this
-// prints one line saying so.
+// Builds peerlink's optional native parts with node-gyp (native/binding.gyp): the TURN
+// server's data path (native/udp_relay.c) and the record cipher of secure connections
+// (native/record_cipher.c, AES-256-GCM on Node's own OpenSSL). Run by `npm install` /
+// `npm ci` (the package's "install" script). It never fails the install: without a C
+// compiler, Python or Node's headers, the TURN server relays in JavaScript instead (same
+// behaviour, about 1.5x the CPU per relayed packet) and records are sealed with
+// node:crypto (same bytes, about half the throughput), and this prints one line saying so.
 //
 //   PEERLINK_SKIP_NATIVE=1   skip the build
 //   PEERLINK_NATIVE_REQUIRED=1  fail when the build fails (CI uses it)
@@ -16,7 +18,7 @@ const native = join(root, 'native')
 const say = (line) => process.stderr.write(`peerlink: ${line}\n`)
 
 if (process.env.PEERLINK_SKIP_NATIVE === '1') {
-  say('native TURN data path skipped (PEERLINK_SKIP_NATIVE=1); the TURN server relays in JavaScript')
+  say('native TURN data path and record cipher skipped (PEERLINK_SKIP_NATIVE=1); the TURN server relays in JavaScript and records use node:crypto')
   process.exit(0)
 }
 
@@ -51,8 +53,8 @@ if (gyp !== undefined) {
   detail = `${(result.stderr || '').trim().split('\n').filter((l) => /error/i.test(l)).slice(-3).join(' | ') || `exit ${result.status}`}`
 }
 if (ok) {
-  say('native TURN data path built (native/build/Release/peerlink_udp_relay.node)')
+  say('native TURN data path and record cipher built (native/build/Release/peerlink_udp_relay.node, peerlink_record_cipher.node)')
 } else {
-  say(`native TURN data path not built (${detail}); the TURN server relays in JavaScript. Install python3, make and a C compiler, then run \`npm rebuild peerlink\` to build it.`)
+  say(`native TURN data path and record cipher not built (${detail}); the TURN server relays in JavaScript and records use node:crypto. Install python3, make and a C compiler, then run \`npm rebuild peerlink\` to build them.`)
   if (process.env.PEERLINK_NATIVE_REQUIRED === '1') process.exit(1)
 }

@@ -1,13 +1,28 @@
 /**
  * The verified secure connection: a udx-native stream on a {@link PeerSocket}, a Noise XX
- * handshake with both peers' Ed25519 keys (`@hyperswarm/secret-stream`), and a check
- * that the remote's static key is exactly the expected one before any application byte
- * flows.
+ * handshake with both peers' Ed25519 keys, a check that the remote's static key is
+ * exactly the expected one before any application byte flows, then AES-256-GCM records.
+ *
+ * Wire format (docs/protocol.md, "Secure connection"): every message is a frame — a
+ * 3-byte little-endian length, then that many bytes. The first three frames are the
+ * messages of `Noise_XX_Ed25519_ChaChaPoly_BLAKE2b` (noise-handshake, prologue
+ * `peerlink/secure-connection/v1`, empty payloads); every later frame is a record:
+ * AES-256-GCM ciphertext and tag of up to {@link MAX_RECORD_PLAINTEXT} bytes, under the
+ * sender's Noise transport key, nonce = the sender's record counter (record-cipher.ts).
+ * The responder's first record is empty: its confirmation that it accepted the
+ * initiator's key (the initiator's confirmation is its third handshake message).
+ *
+ * Why not secret-stream's own transport (XChaCha20-Poly1305 secretstream, as before
+ * 0.1.0): its cipher and its streamx layers were most of the CPU a direct connection
+ * spent per byte above udx; AES-GCM through OpenSSL (native/record_cipher.c when built)
+ * and one stream layer cost far less (docs/benchmarks.md, `connect`).
  *
  * @module
  */
+import { timingSafeEqual } from 'node:crypto'
 import { Duplex } from 'node:stream'
-import NoiseSecretStream from '@hyperswarm/secret-stream'
+import NoiseState from 'noise-handshake'
+import curve from 'noise-curve-ed'
 import type UDX from 'udx-native'
 import {
   AbortError,
@@ -15,122 +30,79 @@ import {
   HandshakeFailedError,
   HandshakeTimeoutError,
   InvalidArgumentError,
-  InvalidKeyError,
   PeerIdentityMismatchError,
   SocketClosedError,
   type PeerlinkError,
 } from '../errors.js'
-import { peerIdFromPublicKey, publicKeyFromPeerId } from '../identity/peer-id.js'
-import { PeerSocket, validateRemote, type DatagramAddress } from './peer-socket.js'
-import { verifiedHandshake } from './verified-handshake.js'
+import { FRAME_HEADER_BYTES, FrameReader } from './frame-reader.js'
+import type { DatagramAddress, PeerSocket } from './peer-socket.js'
+import { createRecordCipher, RECORD_TAG_BYTES, type RecordCipher } from './record-cipher.js'
+import { rekey, rekeyPolicy } from './record-rekey.js'
+import {
+  connectionError,
+  handshakeError,
+  noop,
+  toBuffer,
+  validateOptions,
+  type OpenSecureConnectionOptions,
+  type SecureConnectionCloseOptions,
+  type TransportKeyPair,
+} from './secure-connection-options.js'
 
-/** An Ed25519 key pair in sodium format. */
-export interface TransportKeyPair {
-  /** The 32-byte Ed25519 public key. */
-  publicKey: Uint8Array
-  /** The 64-byte sodium secret key: seed (32) ‖ public key (32). */
-  secretKey: Uint8Array
-}
+export type { OpenSecureConnectionOptions, RemoteEndpoint, SecureConnectionCloseOptions, TransportKeyPair } from './secure-connection-options.js'
 
-/** A remote UDP endpoint. */
-export interface RemoteEndpoint {
-  /** IP address literal. */
-  host: string
-  /** UDP port (1–65535). */
-  port: number
-}
-
-/** Options of {@link openSecureConnection}. */
-export interface OpenSecureConnectionOptions {
-  /** The local socket the udx stream runs on. */
-  socket: PeerSocket
-  /** The remote socket's address. */
-  remote: RemoteEndpoint
-  /** Our udx stream id (from {@link PeerSocket.allocateStreamId}), told to the remote out of band. */
-  localStreamId: number
-  /** The remote's udx stream id, learnt out of band. */
-  remoteStreamId: number
-  /** Exactly one side is the Noise initiator. */
-  isInitiator: boolean
-  /** Our identity key pair. */
-  keyPair: TransportKeyPair
-  /**
-   * The PeerId (`12D3KooW…`) the remote must prove. Give this or
-   * `expectedRemotePublicKey`, not both.
-   * @default undefined
-   */
-  expectedPeerId?: string
-  /**
-   * The 32-byte Ed25519 public key the remote must prove (the raw form of `expectedPeerId`).
-   * @default undefined
-   */
-  expectedRemotePublicKey?: Uint8Array
-  /**
-   * Milliseconds until the whole handshake (including the remote's confirmation) must
-   * have completed.
-   * @default 10_000
-   */
-  handshakeTimeout?: number
-  /**
-   * Formats a public key for error messages.
-   * @default the PeerId text form (`12D3KooW…`)
-   */
-  formatPeerId?: (publicKey: Uint8Array) => string
-  /** Cancels the handshake; rejects with {@link AbortError}. */
-  signal?: AbortSignal
-  /**
-   * Called with the connection as soon as the remote's key is verified, before the
-   * remote has confirmed that it accepted ours (the promise resolves with the same
-   * connection once it has). What is written from then on goes out right behind our
-   * handshake, readable only by the verified remote — the connecting side's first
-   * stream frame travels with its last handshake message instead of a round trip later
-   * (docs/benchmarks.md). If the confirmation does not come, the connection is
-   * destroyed and the promise rejects as it would have.
-   * @default undefined
-   */
-  onVerified?: (connection: SecureConnection) => void
-}
-
-/** Options of {@link SecureConnection.close}. */
-export interface SecureConnectionCloseOptions {
-  /**
-   * Milliseconds to wait for the remote to end its side before the connection is
-   * destroyed.
-   * @default 5_000
-   */
-  timeout?: number
-}
-
-const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 const DEFAULT_CLOSE_TIMEOUT = 5_000
 /** Node-side buffering; measured in bench/secure-stream.mjs (see docs/benchmarks.md). */
 const HIGH_WATER_MARK = 64 * 1024
 /**
- * Largest secretstream message built by coalescing queued writes: 64 KiB, plus room for
- * a small header in front of a 64 KiB write (a multiplexer frame: 10-byte header +
- * 64 KiB payload becomes one message, not two).
+ * The largest record we send: 64 KiB, plus room for a small header in front of a 64 KiB
+ * write (a multiplexer frame: 10-byte header + 64 KiB payload becomes one record, not
+ * two). Queued writes are coalesced up to it; larger writes are split.
  */
-const COALESCE_LIMIT = 64 * 1024 + 1024
-
+export const MAX_RECORD_PLAINTEXT = 64 * 1024 + 1024
 /**
- * secret-stream's `alloc(length)`: a plaintext buffer inside the buffer the message will
- * be encrypted in, so that writing it costs no further copy (the declaration file in
- * `src/types` does not list it).
+ * The largest record frame we accept: 1 MiB of plaintext and the tag. Above what we
+ * send, so that a later version may send larger records; only a verified peer can get
+ * a record read at all.
  */
-interface SecretStreamAlloc {
-  alloc(length: number): Buffer
+const MAX_RECORD_FRAME = 1024 * 1024 + RECORD_TAG_BYTES
+/** The largest handshake frame accepted (XX messages with empty payloads are 32–96 bytes). */
+const MAX_HANDSHAKE_FRAME = 1024
+/** Domain separation of the Noise handshake (mixed into its hash as the prologue). */
+const PROLOGUE = Buffer.from('peerlink/secure-connection/v1')
+
+/** Where the connection is: the handshake, then verified (initiator, awaiting the responder's confirmation), then open. */
+type Phase = 'handshake' | 'confirming' | 'open'
+
+/** What the handshake reports to {@link openSecureConnection}'s promise. */
+interface HandshakeOutcome {
+  resolve(connection: SecureConnection): void
+  reject(err: PeerlinkError): void
+}
+
+interface ConnectionSetup {
+  raw: UDX.UDXStream
+  socket: PeerSocket
+  isInitiator: boolean
+  keyPair: TransportKeyPair
+  expected: Buffer
+  formatPeerId: (publicKey: Uint8Array) => string
+  describe: string
+  onVerified: ((connection: SecureConnection) => void) | undefined
+  outcome: HandshakeOutcome
 }
 
 // Assigned in the class's static block: the only way to construct a SecureConnection.
-let createSecureConnection: (secret: NoiseSecretStream, raw: UDX.UDXStream, socket: PeerSocket) => SecureConnection
+let createSecureConnection: (setup: ConnectionSetup) => SecureConnection
 
 /**
  * An encrypted, identity-verified byte stream (a Node `Duplex`). Created only by
  * {@link openSecureConnection}; by then both sides have verified each other's key.
  *
- * Errors: a remote reset, a transport timeout or corrupt ciphertext destroy the stream
- * with {@link ConnectionClosedError}. Destroying it locally resets the remote, which then
- * sees `ConnectionClosedError`. Closing the {@link PeerSocket} destroys it without error.
+ * Errors: a remote reset, a transport timeout or a record that fails authentication
+ * destroy the stream with {@link ConnectionClosedError}. Destroying it locally resets the
+ * remote, which then sees `ConnectionClosedError`. Closing the {@link PeerSocket}
+ * destroys it without error.
  *
  * @example
  * ```ts
@@ -145,7 +117,7 @@ export class SecureConnection extends Duplex {
   /** Our Ed25519 public key. */
   readonly publicKey: Uint8Array
   /** The Noise handshake hash (64 bytes), identical on both sides; bind signalling to it. */
-  readonly handshakeHash: Uint8Array
+  handshakeHash: Uint8Array = new Uint8Array(0)
   /** Whether we were the Noise initiator. */
   readonly isInitiator: boolean
   /** Our udx stream id. */
@@ -153,38 +125,52 @@ export class SecureConnection extends Duplex {
   /** The remote's udx stream id. */
   readonly remoteStreamId: number
 
-  readonly #secret: NoiseSecretStream
   readonly #raw: UDX.UDXStream
   readonly #socket: PeerSocket
+  readonly #reader: FrameReader
+  #setup: ConnectionSetup | null
+  #noise: NoiseState | null
+  #phase: Phase = 'handshake'
+  #sealer: RecordCipher | null = null
+  #opener: RecordCipher | null = null
+  #sendCounter = 0
+  #receiveCounter = 0
+  /** The current record keys (kept to derive the next ones: record-rekey.ts). */
+  #sendKey: Buffer | null = null
+  #receiveKey: Buffer | null = null
   #rawClosed = false
-  #secretPaused = false
+  #rawPaused = false
   #remoteEnded = false
   #localFinished = false
+  /** Whether {@link OpenSecureConnectionOptions.onVerified} has been given this connection. */
+  #exposed = false
   #pendingWrite: ((err?: Error | null) => void) | null = null
 
-  private constructor(secret: NoiseSecretStream, raw: UDX.UDXStream, socket: PeerSocket) {
+  private constructor(setup: ConnectionSetup) {
     super({
       allowHalfOpen: true,
       readableHighWaterMark: HIGH_WATER_MARK,
       writableHighWaterMark: HIGH_WATER_MARK,
     })
-    this.#secret = secret
+    const { raw, keyPair } = setup
     this.#raw = raw
-    this.#socket = socket
-    this.remotePublicKey = new Uint8Array(secret.remotePublicKey!)
-    this.publicKey = new Uint8Array(secret.publicKey!)
-    this.handshakeHash = new Uint8Array(secret.handshakeHash!)
-    this.isInitiator = secret.isInitiator
+    this.#socket = setup.socket
+    this.#setup = setup
+    this.isInitiator = setup.isInitiator
+    this.publicKey = new Uint8Array(keyPair.publicKey)
+    this.remotePublicKey = new Uint8Array(setup.expected)
     this.localStreamId = raw.id
     this.remoteStreamId = raw.remoteId
+    this.#noise = new NoiseState('XX', setup.isInitiator, { publicKey: toBuffer(keyPair.publicKey), secretKey: toBuffer(keyPair.secretKey) }, { curve })
+    this.#noise.initialise(PROLOGUE)
+    this.#reader = new FrameReader(MAX_HANDSHAKE_FRAME, this.#onFrame, this.#onOversize)
     if (raw.destroyed) this.#rawClosed = true
-    else raw.once('close', () => (this.#rawClosed = true))
-    secret.on('data', this.#onData)
-    secret.on('end', this.#onEnd)
-    secret.on('drain', this.#onDrain)
-    secret.on('finish', this.#onFinish)
-    secret.on('error', this.#onError)
-    secret.on('close', this.#onClose)
+    raw.on('data', this.#onRawData)
+    raw.on('end', this.#onRawEnd)
+    raw.on('drain', this.#onRawDrain)
+    raw.on('error', this.#onRawError)
+    raw.on('close', this.#onRawClose)
+    if (setup.isInitiator) this.#sendHandshake()
   }
 
   /** The remote UDP address the stream currently sends to. */
@@ -222,99 +208,290 @@ export class SecureConnection extends Duplex {
     })
   }
 
+  /** Fails the handshake: rejects the promise, resets the remote, releases everything. */
+  failHandshake(err: PeerlinkError): void {
+    const setup = this.#setup
+    if (setup === null) return
+    this.#setup = null
+    this.#reader.stop()
+    setup.outcome.reject(err)
+    // A connection already given to onVerified reports why; otherwise nobody listens.
+    if (this.#exposed) this.destroy(err)
+    else this.destroy()
+  }
+
   override _read(): void {
-    if (this.#secretPaused) {
-      this.#secretPaused = false
-      this.#secret.resume()
+    if (this.#rawPaused) {
+      this.#rawPaused = false
+      this.#raw.resume()
     }
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.#secret.write(chunk)) cb()
-    else this.#pendingWrite = cb
-  }
-
-  /**
-   * Writes queued while the previous write waited for secret-stream (or given together,
-   * under `cork()`) are coalesced into messages of up to 64 KiB (+ 1 KiB for a header):
-   * fewer secretstream messages (one MAC and one native call each) make small writes
-   * faster than secret-stream used directly, at no latency cost (only already-queued
-   * data is merged). A merged message is built in the buffer secret-stream encrypts in
-   * place (secret-stream's `alloc`), so its bytes are copied once, as a single
-   * write's are.
-   */
-  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
     let drained = true
-    let first = 0
-    let size = 0
-    for (let i = 0; i < chunks.length; i++) {
-      const length = chunks[i]!.chunk.length
-      if (i > first && size + length > COALESCE_LIMIT) {
-        drained = this.#writeMessage(chunks, first, i, size)
-        first = i
-        size = 0
+    if (chunk.length <= MAX_RECORD_PLAINTEXT) drained = this.#sealRecord([chunk], chunk.length)
+    else {
+      for (let offset = 0; offset < chunk.length; offset += MAX_RECORD_PLAINTEXT) {
+        const part = chunk.subarray(offset, offset + MAX_RECORD_PLAINTEXT)
+        drained = this.#sealRecord([part], part.length)
       }
-      size += length
     }
-    if (first < chunks.length) drained = this.#writeMessage(chunks, first, chunks.length, size)
     if (drained) cb()
     else this.#pendingWrite = cb
   }
 
-  /** Write `chunks[from..to)` (`size` bytes) as one secretstream message. */
-  #writeMessage(chunks: Array<{ chunk: Buffer }>, from: number, to: number, size: number): boolean {
-    const secret = this.#secret
-    if (to - from === 1) return secret.write(chunks[from]!.chunk)
-    const message = (secret as unknown as SecretStreamAlloc).alloc(size)
-    let offset = 0
-    for (let i = from; i < to; i++) {
-      const { chunk } = chunks[i]!
-      message.set(chunk, offset)
-      offset += chunk.length
+  /**
+   * Writes queued while the previous write waited for udx (or given together, under
+   * `cork()`) are coalesced into records of up to {@link MAX_RECORD_PLAINTEXT} bytes:
+   * fewer records (one tag and one native call each) make small writes cheaper, at no
+   * latency cost (only already-queued data is merged). The cipher reads the queued
+   * chunks and writes the record once, so merging costs no extra copy.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    let drained = true
+    let parts: Buffer[] = []
+    let size = 0
+    for (const { chunk } of chunks) {
+      if (chunk.length > MAX_RECORD_PLAINTEXT) {
+        if (parts.length > 0) drained = this.#sealRecord(parts, size)
+        parts = []
+        size = 0
+        for (let offset = 0; offset < chunk.length; offset += MAX_RECORD_PLAINTEXT) {
+          const part = chunk.subarray(offset, offset + MAX_RECORD_PLAINTEXT)
+          drained = this.#sealRecord([part], part.length)
+        }
+        continue
+      }
+      if (size + chunk.length > MAX_RECORD_PLAINTEXT) {
+        drained = this.#sealRecord(parts, size)
+        parts = []
+        size = 0
+      }
+      parts.push(chunk)
+      size += chunk.length
     }
-    return secret.write(message)
+    if (parts.length > 0) drained = this.#sealRecord(parts, size)
+    if (drained) cb()
+    else this.#pendingWrite = cb
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    this.#secret.once('finish', () => cb())
-    this.#secret.end()
+    this.#raw.end()
+    this.#localFinished = true
+    cb()
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#pendingWrite = null
-    if (!this.#secret.destroying) this.#secret.destroy()
+    this.#reader.stop()
+    this.#sealer?.destroy()
+    this.#opener?.destroy()
+    this.#sealer = this.#opener = null
+    this.#sendKey?.fill(0)
+    this.#receiveKey?.fill(0)
+    this.#sendKey = this.#receiveKey = null
+    this.#noise = null
+    if (this.#setup !== null) {
+      // Destroyed while the handshake runs (by onVerified's receiver): the promise fails too.
+      const setup = this.#setup
+      this.#setup = null
+      setup.outcome.reject(err instanceof ConnectionClosedError ? err : new ConnectionClosedError('The connection was destroyed during the handshake', err === null ? undefined : { cause: err }))
+    }
+    // Both sides ended: udx closes the stream itself once the ends are acknowledged;
+    // destroying it now would reset the remote before our end reaches it.
+    const graceful = err === null && this.#remoteEnded && this.#localFinished
+    if (!graceful && !this.#raw.destroyed) this.#raw.destroy()
     if (this.#rawClosed) cb(err)
     else this.#raw.once('close', () => cb(err))
   }
 
-  readonly #onData = (chunk: Buffer): void => {
-    if (!this.push(chunk)) {
-      this.#secretPaused = true
-      this.#secret.pause()
+  /** Encrypts `parts` (`size` bytes) into one record and writes it; false when udx wants us to wait. */
+  #sealRecord(parts: readonly Uint8Array[], size: number): boolean {
+    const sealer = this.#sealer
+    if (sealer === null) return true // destroyed: nothing more goes out
+    const length = size + RECORD_TAG_BYTES
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length)
+    frame[0] = length & 0xff
+    frame[1] = (length >>> 8) & 0xff
+    frame[2] = length >>> 16
+    const counter = this.#sendCounter++
+    sealer.seal(counter, parts, frame, FRAME_HEADER_BYTES)
+    if ((counter + 1) % rekeyPolicy.interval === 0) {
+      sealer.destroy()
+      this.#sendKey = rekey(this.#sendKey!)
+      this.#sealer = createRecordCipher(this.#sendKey)
     }
+    return this.#raw.write(frame)
   }
 
-  readonly #onEnd = (): void => {
+  /** Writes our next handshake message; on the last one, sets up the record keys. */
+  #sendHandshake(): void {
+    const noise = this.#noise!
+    const message = noise.send()
+    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.length)
+    frame[0] = message.length & 0xff
+    frame[1] = (message.length >>> 8) & 0xff
+    frame[2] = message.length >>> 16
+    frame.set(message, FRAME_HEADER_BYTES)
+    this.#raw.write(frame)
+    if (noise.complete) this.#keys(noise)
+  }
+
+  #keys(noise: NoiseState): void {
+    this.#sendKey = Buffer.from(noise.tx!)
+    this.#receiveKey = Buffer.from(noise.rx!)
+    this.#sealer = createRecordCipher(this.#sendKey)
+    this.#opener = createRecordCipher(this.#receiveKey)
+    this.handshakeHash = new Uint8Array(noise.hash!)
+    this.#noise = null
+    this.#reader.limit = MAX_RECORD_FRAME
+  }
+
+  readonly #onRawData = (chunk: Buffer): void => {
+    this.#reader.push(chunk)
+  }
+
+  readonly #onFrame = (frame: Buffer): boolean => {
+    if (this.#phase === 'handshake') return this.#onHandshakeFrame(frame)
+    if (frame.length < RECORD_TAG_BYTES) return this.#corrupt('a record shorter than its tag')
+    const plain = frame.subarray(0, frame.length - RECORD_TAG_BYTES)
+    const opener = this.#opener!
+    const counter = this.#receiveCounter++
+    if (!opener.open(counter, frame, plain)) return this.#corrupt('a record that failed authentication')
+    if ((counter + 1) % rekeyPolicy.interval === 0) {
+      opener.destroy()
+      this.#receiveKey = rekey(this.#receiveKey!)
+      this.#opener = createRecordCipher(this.#receiveKey)
+    }
+    if (this.#phase === 'confirming') {
+      // The responder's first record: it has accepted our key.
+      this.#phase = 'open'
+      this.#settle()
+    }
+    if (plain.length > 0 && !this.push(plain)) {
+      this.#rawPaused = true
+      this.#raw.pause()
+    }
+    return !this.destroyed
+  }
+
+  #onHandshakeFrame(frame: Buffer): boolean {
+    const setup = this.#setup!
+    const noise = this.#noise!
+    const failed = (err: unknown): boolean => {
+      this.failHandshake(new HandshakeFailedError(`Noise handshake with ${setup.describe} failed: ${(err as Error).message}`, { cause: err }))
+      return false
+    }
+    try {
+      noise.recv(frame)
+    } catch (err) {
+      return failed(err)
+    }
+    if (noise.rs !== null && !this.#verifyRemote(noise.rs, setup)) return false
+    if (this.isInitiator) {
+      // Message 2 read and the responder verified: message 3 completes the handshake;
+      // what the caller writes from onVerified on follows it.
+      try {
+        this.#sendHandshake()
+      } catch (err) {
+        return failed(err)
+      }
+      this.#phase = 'confirming'
+      if (setup.onVerified !== undefined) {
+        this.#exposed = true
+        try {
+          setup.onVerified(this)
+        } catch (err) {
+          this.failHandshake(new HandshakeFailedError(`onVerified threw: ${(err as Error).message}`, { cause: err }))
+          return false
+        }
+      }
+      return !this.destroyed
+    }
+    if (!noise.complete) {
+      try {
+        this.#sendHandshake() // message 2 (its DH fails on a remote ephemeral key that is no curve point)
+      } catch (err) {
+        return failed(err)
+      }
+      return true
+    }
+    // Message 3 read: the initiator has verified us and we have verified it. Confirm
+    // with an empty record, then the connection is open.
+    this.#keys(noise)
+    this.#phase = 'open'
+    this.#sealRecord([], 0)
+    this.#settle()
+    return !this.destroyed
+  }
+
+  #verifyRemote(actual: Uint8Array, setup: ConnectionSetup): boolean {
+    const expected = setup.expected
+    if (actual.length === expected.length && timingSafeEqual(actual, expected)) return true
+    // Destroyed before anything more is written: no application byte is ever exchanged
+    // with an impostor.
+    this.failHandshake(new PeerIdentityMismatchError(setup.formatPeerId(expected), setup.formatPeerId(actual)))
+    return false
+  }
+
+  /** The handshake is verified both ways: the promise resolves. */
+  #settle(): void {
+    const setup = this.#setup
+    if (setup === null) return
+    this.#setup = null
+    setup.outcome.resolve(this)
+  }
+
+  #corrupt(what: string): boolean {
+    const setup = this.#setup
+    if (setup !== null) this.failHandshake(new HandshakeFailedError(`${setup.describe} sent ${what} during the handshake`))
+    else this.destroy(new ConnectionClosedError(`The remote sent ${what}`))
+    return false
+  }
+
+  readonly #onOversize = (length: number, limit: number): void => {
+    const setup = this.#setup
+    if (setup !== null) this.failHandshake(new HandshakeFailedError(`${setup.describe} sent a ${length}-byte frame during the handshake (at most ${limit})`))
+    else this.destroy(new ConnectionClosedError(`The remote sent a ${length}-byte record (at most ${limit})`))
+  }
+
+  readonly #onRawEnd = (): void => {
     this.#remoteEnded = true
+    const setup = this.#setup
+    if (setup !== null) {
+      this.failHandshake(new ConnectionClosedError(`${setup.describe} ended the stream during the handshake`))
+      return
+    }
+    if (this.#reader.partial) {
+      this.destroy(new ConnectionClosedError('The remote ended the connection inside a record'))
+      return
+    }
     this.push(null)
   }
 
-  readonly #onDrain = (): void => {
+  readonly #onRawDrain = (): void => {
     const cb = this.#pendingWrite
     this.#pendingWrite = null
     cb?.()
   }
 
-  readonly #onFinish = (): void => {
-    this.#localFinished = true
-  }
-
-  readonly #onError = (err: Error): void => {
+  readonly #onRawError = (err: Error): void => {
+    const setup = this.#setup
+    if (setup !== null) {
+      this.failHandshake(handshakeError(err, this.#socket, setup.describe))
+      return
+    }
     if (this.#socket.closed) this.destroy()
     else this.destroy(connectionError(err))
   }
 
-  readonly #onClose = (): void => {
+  readonly #onRawClose = (): void => {
+    this.#rawClosed = true
+    const setup = this.#setup
+    if (setup !== null) {
+      this.failHandshake(this.#socket.closed ? new SocketClosedError('The socket closed during the handshake') : new ConnectionClosedError(`The connection to ${setup.describe} closed during the handshake`))
+      return
+    }
     if (this.destroyed) return
     // A graceful close (both sides ended): let Node finish delivering buffered data.
     if (this.#remoteEnded && this.#localFinished) return
@@ -323,7 +500,7 @@ export class SecureConnection extends Duplex {
   }
 
   static {
-    createSecureConnection = (secret, raw, socket) => new SecureConnection(secret, raw, socket)
+    createSecureConnection = (setup) => new SecureConnection(setup)
   }
 }
 
@@ -334,14 +511,14 @@ export class SecureConnection extends Duplex {
  *
  * Resolves only when the Noise XX handshake has completed, the remote's static key
  * equals `expectedRemotePublicKey`, AND the remote has confirmed that it accepted our
- * key (its secretstream header arrived; it only sends that after its own check). So when
+ * key (the responder's third message read, or the responder's first record). So when
  * the promise resolves on one side, both sides have verified each other. This costs the
- * initiator one extra round trip.
+ * initiator one extra round trip (see `onVerified`).
  *
  * Throws {@link InvalidArgumentError} / {@link InvalidKeyError} at once for bad
  * arguments. Rejects with {@link PeerIdentityMismatchError} when the remote proves
- * another key (the stream is destroyed before our secretstream header is written, so no
- * application byte is ever exchanged), {@link HandshakeFailedError} for corrupt
+ * another key (the stream is reset before anything more is written, so no application
+ * byte is ever exchanged), {@link HandshakeFailedError} for corrupt or oversized
  * handshake data, {@link ConnectionClosedError} when the remote closes or resets the
  * stream first (for example because it rejected our key), {@link HandshakeTimeoutError}
  * after `handshakeTimeout`, {@link AbortError} on abort and {@link SocketClosedError}
@@ -354,110 +531,34 @@ export function openSecureConnection(options: OpenSecureConnectionOptions): Prom
   if (socket.closed) return Promise.reject(new SocketClosedError('Cannot connect: the socket is closed'))
 
   const raw = socket.connectStream(opts.localStreamId, opts.remoteStreamId, opts.remote.port, opts.remote.host)
-  const secret = new NoiseSecretStream(opts.isInitiator, raw, {
-    keyPair: { publicKey: toBuffer(opts.keyPair.publicKey), secretKey: toBuffer(opts.keyPair.secretKey) },
-  })
-  // Keeps late errors of a failed attempt (e.g. the remote's reset) from being uncaught.
-  secret.on('error', noop)
-
   const expected = toBuffer(opts.expectedRemotePublicKey)
   const describe = `${opts.remote.host.includes(':') ? `[${opts.remote.host}]` : opts.remote.host}:${opts.remote.port}`
-
-  return verifiedHandshake(
-    {
-      secret,
+  return new Promise<SecureConnection>((resolve, reject) => {
+    let connection: SecureConnection | undefined
+    const done = (): void => {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+    }
+    const onAbort = (): void => connection?.failHandshake(new AbortError(undefined, { cause: signal?.reason }))
+    const timer = setTimeout(
+      () => connection?.failHandshake(new HandshakeTimeoutError(`No verified handshake with ${opts.formatPeerId(expected)} at ${describe} within ${opts.handshakeTimeout} ms`)),
+      opts.handshakeTimeout,
+    )
+    signal?.addEventListener('abort', onAbort, { once: true })
+    connection = createSecureConnection({
       raw,
+      socket,
       isInitiator: opts.isInitiator,
+      keyPair: opts.keyPair,
       expected,
       formatPeerId: opts.formatPeerId,
-      timeoutMs: opts.handshakeTimeout,
-      timeoutError: () => new HandshakeTimeoutError(`No verified handshake with ${opts.formatPeerId(expected)} at ${describe} within ${opts.handshakeTimeout} ms`),
-      errorOf: (err) => handshakeError(err, socket, describe),
-      closeError: () =>
-        socket.closed ? new SocketClosedError('The socket closed during the handshake') : new ConnectionClosedError(`The connection to ${describe} closed during the handshake`),
-      signal,
-      onVerified: opts.onVerified as ((value: unknown) => void) | undefined,
-    },
-    () => createSecureConnection(secret, raw, socket),
-  )
+      describe,
+      onVerified: opts.onVerified,
+      outcome: {
+        resolve: (value) => (done(), resolve(value)),
+        reject: (err) => (done(), reject(err)),
+      },
+    })
+  })
 }
 
-interface ValidatedOptions extends OpenSecureConnectionOptions {
-  expectedRemotePublicKey: Uint8Array
-  handshakeTimeout: number
-  formatPeerId: (publicKey: Uint8Array) => string
-}
-
-function validateOptions(options: OpenSecureConnectionOptions): ValidatedOptions {
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options must be an object')
-  const { socket, remote, keyPair, expectedPeerId } = options
-  let { expectedRemotePublicKey } = options
-  if (!(socket instanceof PeerSocket)) throw new InvalidArgumentError('socket must be a PeerSocket')
-  if (remote === null || typeof remote !== 'object') throw new InvalidArgumentError('remote must be { host, port }')
-  validateRemote(remote.host, remote.port)
-  for (const name of ['localStreamId', 'remoteStreamId'] as const) {
-    const id = options[name]
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff) {
-      throw new InvalidArgumentError(`${name} must be a 32-bit unsigned integer, got ${String(id)}`)
-    }
-  }
-  if (!socket.isStreamIdFree(options.localStreamId)) {
-    throw new InvalidArgumentError(`localStreamId ${options.localStreamId} is already in use on this socket`)
-  }
-  if (typeof options.isInitiator !== 'boolean') throw new InvalidArgumentError('isInitiator must be a boolean')
-  if (keyPair === null || typeof keyPair !== 'object') throw new InvalidArgumentError('keyPair must be { publicKey, secretKey }')
-  checkKey('keyPair.publicKey', keyPair.publicKey, 32)
-  checkKey('keyPair.secretKey', keyPair.secretKey, 64)
-  if (!Buffer.from(keyPair.secretKey.subarray(32)).equals(Buffer.from(keyPair.publicKey))) {
-    throw new InvalidKeyError('keyPair.secretKey must be seed ‖ publicKey (sodium format); its public half differs')
-  }
-  if ((expectedPeerId === undefined) === (expectedRemotePublicKey === undefined)) {
-    throw new InvalidArgumentError('give exactly one of expectedPeerId and expectedRemotePublicKey')
-  }
-  if (expectedPeerId !== undefined) expectedRemotePublicKey = publicKeyFromPeerId(expectedPeerId)
-  checkKey('expectedRemotePublicKey', expectedRemotePublicKey, 32)
-  const { handshakeTimeout = DEFAULT_HANDSHAKE_TIMEOUT, formatPeerId = peerIdFromPublicKey, signal } = options
-  if (typeof handshakeTimeout !== 'number' || !Number.isFinite(handshakeTimeout) || handshakeTimeout <= 0) {
-    throw new InvalidArgumentError(`handshakeTimeout must be a positive number, got ${String(handshakeTimeout)}`)
-  }
-  if (typeof formatPeerId !== 'function') throw new InvalidArgumentError('formatPeerId must be a function')
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new InvalidArgumentError('signal must be an AbortSignal')
-  }
-  if (options.onVerified !== undefined && typeof options.onVerified !== 'function') throw new InvalidArgumentError('onVerified must be a function')
-  return { ...options, expectedRemotePublicKey: expectedRemotePublicKey!, handshakeTimeout, formatPeerId }
-}
-
-function checkKey(name: string, key: unknown, length: number): void {
-  if (!(key instanceof Uint8Array)) throw new InvalidArgumentError(`${name} must be a Uint8Array`)
-  if (key.length !== length) throw new InvalidKeyError(`${name} must be ${length} bytes, got ${key.length}`)
-}
-
-function handshakeError(err: Error, socket: PeerSocket, describe: string): PeerlinkError {
-  if (socket.closed) return new SocketClosedError('The socket closed during the handshake', { cause: err })
-  const code = (err as { code?: unknown }).code
-  if (code === 'ECONNRESET') {
-    return new ConnectionClosedError(
-      `${describe} reset the connection during the handshake (it may not have accepted our key)`,
-      { cause: err },
-    )
-  }
-  if (code === 'ETIMEDOUT') {
-    return new HandshakeTimeoutError(`The transport to ${describe} timed out during the handshake`, { cause: err })
-  }
-  return new HandshakeFailedError(`Noise handshake with ${describe} failed: ${err.message}`, { cause: err })
-}
-
-function connectionError(err: Error): PeerlinkError {
-  const code = (err as { code?: unknown }).code
-  if (code === 'ECONNRESET') return new ConnectionClosedError('The remote reset the connection', { cause: err })
-  if (code === 'ETIMEDOUT') return new ConnectionClosedError('The connection timed out', { cause: err })
-  return new ConnectionClosedError(`The connection failed: ${err.message}`, { cause: err })
-}
-
-function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
-
-
-function noop(): void {}
