@@ -383,7 +383,8 @@ export class SecureConnection extends Duplex {
       return false
     }
     try {
-      noise.recv(frame)
+      // Every handshake payload is empty in this version: anything else is not ours.
+      if (noise.recv(frame).length > 0) throw new Error('a handshake message carries a payload')
     } catch (err) {
       return failed(err)
     }

@@ -1,15 +1,20 @@
 import { describe, it, expect, afterEach } from 'vitest'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import fc from 'fast-check'
 import { Duplex } from 'node:stream'
 import UDX from 'udx-native'
-import NoiseSecretStream from '@hyperswarm/secret-stream'
 import { PeerSocket } from '../../src/transport/peer-socket.js'
-import { openSecureConnection, SecureConnection } from '../../src/transport/secure-connection.js'
+import { openSecureConnection, SecureConnection, type OpenSecureConnectionOptions } from '../../src/transport/secure-connection.js'
 import { PeerlinkError, PeerIdentityMismatchError } from '../../src/errors.js'
 import { peerIdFromPublicKey } from '../../src/identity/peer-id.js'
 import { connectedPair, makeKeyPair, openPair, receiveAll, sendRandom, socketPair } from './helpers.js'
+import { REKEY_INTERVAL, rekeyPolicy } from '../../src/transport/record-rekey.js'
+import { createRawSecurePeer, frame, frameHeader, sha256, type RawSecurePeer, type RawSecurePeerOptions } from './raw-secure-peer.js'
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
+  rekeyPolicy.interval = REKEY_INTERVAL
   while (cleanups.length > 0) await cleanups.pop()!()
 })
 
@@ -20,31 +25,55 @@ async function sockets() {
 }
 
 /**
- * A peer built from udx-native + secret-stream directly (not our API), bound to
- * 127.0.0.1. It writes application data the moment its own handshake completes and
- * records every application byte it receives.
+ * A raw peer (test/transport/raw-secure-peer.ts: the wire protocol reimplemented from
+ * udx-native, noise-handshake and node:crypto, not our API) towards `ours`, and our
+ * side's openSecureConnection to it, expecting its key unless told otherwise.
  */
-function rawPeer(isInitiator: boolean, remotePort: number, remoteId: number) {
-  const udx = new UDX()
-  const socket = udx.createSocket()
-  socket.bind(0, '127.0.0.1')
-  const id = 0x1234567
-  const stream = udx.createStream(id)
-  stream.connect(socket, remoteId, remotePort, '127.0.0.1')
-  const keyPair = NoiseSecretStream.keyPair()
-  const secret = new NoiseSecretStream(isInitiator, stream, { keyPair })
-  const received: Buffer[] = []
-  const errors: Error[] = []
-  secret.on('connect', () => secret.write(Buffer.from('application data from the raw peer')))
-  secret.on('data', (d: Buffer) => received.push(d))
-  secret.on('error', (e: Error) => errors.push(e))
-  const closed = new Promise<void>((resolve) => secret.on('close', () => resolve()))
-  cleanups.push(async () => {
-    secret.destroy()
-    await closed
-    await socket.close()
+function withRawPeer(
+  ours: PeerSocket,
+  weInitiate: boolean,
+  rawOptions: Partial<RawSecurePeerOptions> = {},
+  ourOptions: Partial<OpenSecureConnectionOptions> = {},
+) {
+  const localStreamId = ours.allocateStreamId()
+  const raw = createRawSecurePeer({ isInitiator: !weInitiate, remotePort: ours.port, remoteId: localStreamId, ...rawOptions })
+  cleanups.push(() => raw.close())
+  const keyPair = makeKeyPair()
+  const opening = openSecureConnection({
+    socket: ours,
+    remote: { host: '127.0.0.1', port: raw.port },
+    localStreamId,
+    remoteStreamId: raw.id,
+    isInitiator: weInitiate,
+    keyPair,
+    expectedRemotePublicKey: raw.keyPair.publicKey,
+    ...ourOptions,
   })
-  return { port: socket.address()!.port, id, keyPair, secret, received, errors, closed }
+  // Runs before raw.close() (cleanups run last in, first out): the raw peer's reset must
+  // not reach a connection that nobody listens to any more.
+  let conn: SecureConnection | undefined
+  opening.then((c) => (conn = c), () => {})
+  cleanups.push(() => conn?.destroy())
+  return { raw, opening, keyPair }
+}
+
+/** `ours` still opens a working connection (to a fresh raw peer) and exchanges data both ways. */
+async function expectSocketStillWorks(ours: PeerSocket): Promise<void> {
+  const { raw, opening } = withRawPeer(ours, true)
+  const conn = await opening
+  conn.write('still works')
+  const back = once(conn, 'data')
+  raw.sendRecord(Buffer.from('and back'))
+  expect(String((await back)[0])).toBe('and back')
+  await expect.poll(() => raw.received().toString()).toBe('still works')
+  conn.destroy()
+  await raw.closed
+}
+
+async function ourSocket(): Promise<PeerSocket> {
+  const ours = await PeerSocket.bind({ host: '127.0.0.1' })
+  cleanups.push(() => ours.close())
+  return ours
 }
 
 describe('openSecureConnection', () => {
@@ -98,54 +127,45 @@ describe('openSecureConnection', () => {
   })
 
   it.each([true, false])(
-    'delivers no application bytes when our side (initiator: %s) rejects an eager raw secret-stream peer',
+    'delivers no application bytes when our side (initiator: %s) rejects an eager raw peer',
     async (weInitiate) => {
-      const ours = await PeerSocket.bind({ host: '127.0.0.1' })
-      cleanups.push(() => ours.close())
-      const localStreamId = ours.allocateStreamId()
-      const raw = rawPeer(!weInitiate, ours.port, localStreamId)
+      const ours = await ourSocket()
       const formatPeerId = (k: Uint8Array) => `peer:${Buffer.from(k).toString('hex').slice(0, 8)}`
-      const err = await openSecureConnection({
-        socket: ours,
-        remote: { host: '127.0.0.1', port: raw.port },
-        localStreamId,
-        remoteStreamId: raw.id,
-        isInitiator: weInitiate,
-        keyPair: makeKeyPair(),
-        expectedRemotePublicKey: makeKeyPair().publicKey,
-        formatPeerId,
-      }).catch((e: unknown) => e)
+      const { raw, opening } = withRawPeer(
+        ours,
+        weInitiate,
+        { eager: 'application data from the raw peer' },
+        { expectedRemotePublicKey: makeKeyPair().publicKey, formatPeerId },
+      )
+      const err = await opening.catch((e: unknown) => e)
       expect(err).toBeInstanceOf(PeerIdentityMismatchError)
       expect((err as PeerIdentityMismatchError).actual).toBe(formatPeerId(raw.keyPair.publicKey))
       await raw.closed // our reset reaches the raw peer
-      expect(raw.received).toHaveLength(0)
+      expect(raw.records).toHaveLength(0)
+      // Nothing after the handshake message that carried our key (the raw initiator got
+      // message 2; the raw responder got message 1 only, as our initiator rejected message 2).
+      expect(raw.handshakeFrames).toHaveLength(1)
+      expect(raw.errorCodes()).toContain('ECONNRESET')
       if (!weInitiate) {
-        // The raw initiator completed its handshake and wrote data; it was never read.
-        expect(raw.errors.map((e) => (e as { code?: string }).code)).toContain('ECONNRESET')
+        // The raw initiator completed its handshake and wrote data at once; it was never read.
+        expect(await raw.ready).toBe(true)
       }
+      expect(ours.streamCount).toBe(0)
     },
   )
 
-  it('accepts a plain secret-stream peer with the expected key and exchanges data both ways', async () => {
-    const ours = await PeerSocket.bind({ host: '127.0.0.1' })
-    cleanups.push(() => ours.close())
-    const localStreamId = ours.allocateStreamId()
-    const raw = rawPeer(false, ours.port, localStreamId)
-    const conn = await openSecureConnection({
-      socket: ours,
-      remote: { host: '127.0.0.1', port: raw.port },
-      localStreamId,
-      remoteStreamId: raw.id,
-      isInitiator: true,
-      keyPair: makeKeyPair(),
-      expectedRemotePublicKey: raw.keyPair.publicKey,
-    })
+  it.each([true, false])('accepts an eager raw peer with the expected key and exchanges data both ways (our side initiator: %s)', async (weInitiate) => {
+    const ours = await ourSocket()
+    const { raw, opening } = withRawPeer(ours, weInitiate, { eager: 'application data from the raw peer' })
+    const conn = await opening
     const [first] = (await new Promise((resolve) => conn.once('data', (d) => resolve([d])))) as [Buffer]
     expect(first.toString()).toBe('application data from the raw peer')
     conn.write('hi raw')
-    await expect.poll(() => Buffer.concat(raw.received).toString()).toBe('hi raw')
+    // As responder, our first record is the empty confirmation.
+    await expect.poll(() => raw.records.map((r) => r.toString())).toEqual(weInitiate ? ['hi raw'] : ['', 'hi raw'])
     conn.destroy()
     await raw.closed
+    expect(raw.errorCodes()).toContain('ECONNRESET')
   })
 
   it('fails with ERR_HANDSHAKE_FAILED when the remote sends garbage instead of Noise', async () => {
@@ -304,5 +324,194 @@ describe('openSecureConnection', () => {
     ).toThrow(code('ERR_INVALID_KEY'))
     expect(() => openSecureConnection({ ...good, socket: {} as PeerSocket })).toThrow(code('ERR_INVALID_ARGUMENT'))
     expect(a.streamCount).toBe(0)
+  })
+})
+
+describe('the wire protocol, against an independent raw peer', () => {
+  it.each([true, false])('interoperates with a correct raw peer (our side initiator: %s): 3 MiB each way intact', async (weInitiate) => {
+    const ours = await ourSocket()
+    const { raw, opening, keyPair } = withRawPeer(ours, weInitiate)
+    const conn = await opening
+    expect(await raw.ready).toBe(true)
+    expect(raw.handshakeHash()!.equals(Buffer.from(conn.handshakeHash))).toBe(true)
+    expect(raw.remotePublicKey()!.equals(Buffer.from(keyPair.publicKey))).toBe(true)
+    const SIZE = 3 * 1024 * 1024
+    const got = receiveAll(conn)
+    const fromRaw = randomBytes(SIZE)
+    // Records of many sizes, up to the largest we accept (1 MiB of plaintext), then 64 KiB ones.
+    let offset = 0
+    for (const size of [0, 1, 15, 16, 17, 1_500, 65_536, 66_560, 66_561, 1024 * 1024, 0, 200_000]) {
+      raw.sendRecord(fromRaw.subarray(offset, offset + size))
+      offset += size
+    }
+    raw.write(fromRaw.subarray(offset))
+    raw.end()
+    const sent = await sendRandom(conn, SIZE)
+    expect(await got).toEqual({ bytes: SIZE, sha256: sha256(fromRaw) })
+    await raw.ended
+    expect(raw.received().length).toBe(SIZE)
+    expect(sha256(raw.received())).toBe(sent)
+    // What we send is cut into records of at most 64 KiB + 1 KiB.
+    expect(Math.max(...raw.records.map((r) => r.length))).toBe(66_560)
+    await conn.close()
+    await raw.closed
+    expect(raw.errors).toEqual([])
+    expect(ours.streamCount).toBe(0)
+  })
+
+  it.each([true, false])('interoperates across rekeys (every 3 records; our side initiator: %s)', async (weInitiate) => {
+    rekeyPolicy.interval = 3
+    const ours = await ourSocket()
+    const { raw, opening } = withRawPeer(ours, weInitiate, { rekeyInterval: 3 })
+    const conn = await opening
+    const got = receiveAll(conn)
+    const fromRaw = randomBytes(50 * 1000)
+    raw.write(fromRaw, 1000) // 50 records
+    raw.end()
+    const fromUs = randomBytes(50 * 1000)
+    for (let i = 0; i < 50; i++) conn.write(fromUs.subarray(i * 1000, (i + 1) * 1000))
+    conn.end()
+    expect(await got).toEqual({ bytes: fromRaw.length, sha256: sha256(fromRaw) })
+    await raw.ended
+    expect(raw.received().equals(fromUs)).toBe(true)
+    expect(raw.records.length).toBeGreaterThan(6) // queued writes may share records; still several rekeys
+    expect(raw.errors).toEqual([])
+    await conn.close()
+  })
+
+  it("the responder's first record is empty; our initiator resolves only on it", async () => {
+    const ours = await ourSocket()
+    // We respond to a raw initiator: our first record is the empty confirmation.
+    const { raw, opening } = withRawPeer(ours, false)
+    const conn = await opening
+    await expect.poll(() => raw.records.length).toBe(1)
+    expect(raw.records[0]!.length).toBe(0)
+    conn.write('after the confirmation')
+    await expect.poll(() => raw.records.map(String)).toEqual(['', 'after the confirmation'])
+    // A raw responder that completes the handshake but never confirms: no connection.
+    const silent = withRawPeer(ours, true, { confirm: false }, { handshakeTimeout: 500 })
+    await expect(silent.opening).rejects.toMatchObject({ code: 'ERR_HANDSHAKE_TIMEOUT' })
+    expect(await silent.raw.ready).toBe(true)
+    await silent.raw.closed
+    expect(silent.raw.records).toHaveLength(0)
+  })
+
+  it('our initiator writes from onVerified right behind message 3, as records 0, 1, … the raw responder reads', async () => {
+    const ours = await ourSocket()
+    const { raw, opening } = withRawPeer(ours, true, {}, {
+      onVerified: (conn) => {
+        conn.write('early')
+        conn.write('bird')
+      },
+    })
+    await opening
+    await expect.poll(() => raw.received().toString()).toBe('earlybird')
+    expect(raw.errors).toEqual([])
+  })
+
+  it('a confirmation record that fails authentication fails our initiator with ERR_HANDSHAKE_FAILED', async () => {
+    const ours = await ourSocket()
+    const { raw, opening } = withRawPeer(ours, true, {
+      confirm: false,
+      afterHandshake: (peer) => peer.sendRecord(Buffer.alloc(0), { flipBit: 0 }),
+    })
+    await expect(opening).rejects.toMatchObject({ code: 'ERR_HANDSHAKE_FAILED' })
+    await raw.closed
+    expect(raw.errorCodes()).toContain('ECONNRESET')
+    expect(ours.streamCount).toBe(0)
+  })
+
+  const hostile: Record<string, (raw: RawSecurePeer) => void> = {
+    'a record with a flipped ciphertext bit': (raw) => raw.sendRecord(Buffer.from('tampered'), { flipBit: 13 }),
+    'a record with a flipped tag bit': (raw) => raw.sendRecord(Buffer.from('tampered'), { flipBit: 24 * 8 - 1 }),
+    'a record length of 1 MiB + 17': (raw) => raw.writeRaw(Buffer.concat([frameHeader(1024 * 1024 + 17), randomBytes(100)])),
+    'a 15-byte record': (raw) => raw.sendFrame(randomBytes(15)),
+    'an empty frame': (raw) => raw.sendFrame(Buffer.alloc(0)),
+    'an end inside a record': (raw) => raw.endInsideRecord(),
+  }
+  it.each(Object.keys(hostile).flatMap((name) => [[name, true] as const, [name, false] as const]))(
+    '%s after the handshake (our side initiator: %s): ERR_CONNECTION_CLOSED, the raw peer is reset, the socket works on',
+    async (name, weInitiate) => {
+      const ours = await ourSocket()
+      const { raw, opening } = withRawPeer(ours, weInitiate)
+      const conn = await opening
+      expect(await raw.ready).toBe(true)
+      const data: Buffer[] = []
+      conn.on('data', (d: Buffer) => data.push(d))
+      const error = new Promise<unknown>((resolve) => conn.once('error', resolve))
+      raw.sendRecord(Buffer.from('valid')) // read: it is the next frame that is refused
+      hostile[name]!(raw)
+      expect(await error).toMatchObject({ code: 'ERR_CONNECTION_CLOSED' })
+      expect(Buffer.concat(data).toString()).toBe('valid')
+      await raw.closed
+      expect(raw.errorCodes()).toContain('ECONNRESET')
+      await expect.poll(() => ours.streamCount).toBe(0)
+      await expectSocketStillWorks(ours)
+    },
+  )
+
+  it.each([true, false])(
+    'a flipped bit in the record right behind the handshake (our side initiator: %s) still reaches a listener attached after the await',
+    async (weInitiate) => {
+      const ours = await ourSocket()
+      const { raw, opening } = withRawPeer(ours, weInitiate, {
+        afterHandshake: (peer) => peer.sendRecord(Buffer.from('tampered'), { flipBit: 3 }),
+      })
+      const conn = await opening
+      const err = await new Promise<unknown>((resolve) => conn.once('error', resolve))
+      expect(err).toMatchObject({ code: 'ERR_CONNECTION_CLOSED' })
+      await raw.closed
+      expect(raw.errorCodes()).toContain('ECONNRESET')
+    },
+  )
+
+  it.each([
+    ['a 1024-byte garbage message 3 from a raw initiator (Noise refuses it)', false, { message: 3, body: randomBytes(1024) }, /^Noise handshake with .* failed/],
+    ['a 1025-byte message 1 from a raw initiator', false, { message: 1, body: randomBytes(1025) }, /1025-byte frame during the handshake/],
+    ['a 1025-byte message 2 from a raw responder', true, { message: 2, body: randomBytes(1025) }, /1025-byte frame during the handshake/],
+    ['the bare length prefix of a 16 MiB message 1', false, { message: 1, body: frameHeader(0xffffff), unframed: true }, /16777215-byte frame/],
+    ['a 1024-byte garbage message 2 (within the limit: Noise refuses it)', true, { message: 2, body: randomBytes(1024) }, /^Noise handshake with .* failed/],
+  ] as const)('%s fails the handshake with ERR_HANDSHAKE_FAILED at once', async (_name, weInitiate, replace, message) => {
+    const ours = await ourSocket()
+    const start = Date.now()
+    const { raw, opening } = withRawPeer(ours, weInitiate, { replaceHandshakeMessage: replace }, { handshakeTimeout: 10_000 })
+    const err = await opening.catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ERR_HANDSHAKE_FAILED' })
+    expect((err as Error).message).toMatch(message)
+    expect(Date.now() - start).toBeLessThan(2_000)
+    await raw.closed
+    expect(raw.errorCodes()).toContain('ECONNRESET')
+    expect(ours.streamCount).toBe(0)
+  })
+
+  it('any sequence of random frames after the handshake ends in ERR_CONNECTION_CLOSED and crashes nothing', async () => {
+    const ours = await ourSocket()
+    const start = Date.now()
+    await fc.assert(
+      fc.asyncProperty(
+        fc.boolean(),
+        fc.integer({ min: 0, max: 2 }),
+        fc.array(fc.uint8Array({ minLength: 0, maxLength: 2_000 }), { minLength: 1, maxLength: 8 }),
+        fc.boolean(),
+        async (weInitiate, validBefore, frames, oneWrite) => {
+          const { raw, opening } = withRawPeer(ours, weInitiate)
+          const conn = await opening
+          const data: Buffer[] = []
+          conn.on('data', (d: Buffer) => data.push(d))
+          const error = new Promise<unknown>((resolve) => conn.once('error', resolve))
+          for (let i = 0; i < validBefore; i++) raw.sendRecord(Buffer.from(`valid ${i};`))
+          if (oneWrite) raw.writeRaw(Buffer.concat(frames.map(frame)))
+          else for (const body of frames) raw.sendFrame(body)
+          expect(await error).toMatchObject({ code: 'ERR_CONNECTION_CLOSED' })
+          expect(Buffer.concat(data).toString()).toBe(Array.from({ length: validBefore }, (_, i) => `valid ${i};`).join(''))
+          await raw.closed
+          await raw.close()
+          await expect.poll(() => ours.streamCount).toBe(0)
+        },
+      ),
+      { numRuns: 300 },
+    )
+    expect(Date.now() - start).toBeLessThan(10_000)
+    await expectSocketStillWorks(ours)
   })
 })
