@@ -167,6 +167,14 @@ try {
       ...summary(raw.peerlink[mode]),
       iceP50: round(median(raw.peerlink[mode].map((s) => s.iceMs))),
       handshakeP50: round(median(raw.peerlink[mode].map((s) => s.handshakeMs))),
+      // Median ms from connect() to each step of the attempt (its 'attempt' events), to
+      // connect() resolving (`connected`) and to the first byte (`firstByte`).
+      stepsP50: Object.fromEntries(
+        [...new Set(raw.peerlink[mode].flatMap((s) => Object.keys(s.steps ?? {})))].map((step) => [step, round(median(raw.peerlink[mode].map((s) => s.steps?.[step]).filter((v) => v !== undefined)))]).concat([
+          ['connected', round(median(raw.peerlink[mode].map((s) => s.connectedMs)))],
+          ['firstByte', round(median(raw.peerlink[mode].map((s) => s.ms)))],
+        ]),
+      ),
       pairs: [...new Set(raw.peerlink[mode].map((s) => `${s.local}-${s.remote}`))],
     }
     connect.hyperdht[mode] = summary(raw.hyperdht[mode])
