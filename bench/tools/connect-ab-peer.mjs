@@ -10,12 +10,46 @@
 const { createPeer } = await import(`${process.env.DIST}/peer/index.js`)
 const now = () => performance.timeOrigin + performance.now()
 const events = []
+// TRACE=1: STUN packets sent and received (binding requests, with USE-CANDIDATE, and
+// responses) as steps `stun>req`, `stun<res+UC`, … (the first of each per connect).
+let trace = () => {}
+if (process.env.TRACE === '1') {
+  const { PeerSocket } = await import(`${process.env.DIST}/transport/peer-socket.js`)
+  const describe = (data) => {
+    const type = (data[0] << 8) | data[1]
+    const kind = type === 0x0001 ? 'req' : type === 0x0101 ? 'res' : type === 0x0111 ? 'err' : null
+    if (kind === null) return null
+    let useCandidate = false
+    for (let offset = 20; offset + 4 <= data.length; ) {
+      const attribute = (data[offset] << 8) | data[offset + 1]
+      const length = (data[offset + 2] << 8) | data[offset + 3]
+      if (attribute === 0x0025) useCandidate = true
+      offset += 4 + Math.ceil(length / 4) * 4
+    }
+    return kind + (useCandidate ? '+UC' : '')
+  }
+  const send = PeerSocket.prototype.send
+  PeerSocket.prototype.send = function (data, port, host) {
+    const what = data.length >= 20 ? describe(data) : null
+    if (what !== null) trace(`stun>${what}`)
+    return send.call(this, data, port, host)
+  }
+  const onStun = PeerSocket.prototype.onStun
+  PeerSocket.prototype.onStun = function (listener) {
+    return onStun.call(this, (data, ...rest) => {
+      const what = data.length >= 20 ? describe(data) : null
+      if (what !== null) trace(`stun<${what}`)
+      return listener(data, ...rest)
+    })
+  }
+}
 const closers = []
 const ops = {
   async listen({ beacon }) {
     const peer = await createPeer({ beacons: [beacon] })
     closers.push(() => peer.close())
     peer.on('attempt', (e) => events.push({ t: now(), step: e.step }))
+    trace = (step) => events.push({ t: now(), step })
     peer.on('connection', (c) => {
       events.push({ t: now(), step: 'connection' })
       c.on('error', () => {})
@@ -33,6 +67,7 @@ const ops = {
     await peer.listen() // registers at the Beacon: not part of the timed connect()
     const ev = []
     peer.on('attempt', (e) => ev.push({ t: now(), step: e.step }))
+    trace = (step) => ev.push({ t: now(), step })
     const t0 = now()
     const conn = await peer.connect(target, { timeout: 10_000 })
     await new Promise((resolve) => conn.once('data', resolve))

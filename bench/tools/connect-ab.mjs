@@ -6,6 +6,8 @@
 // other (bench/connect.mjs) differ by more than the changes being compared. Needs root.
 //
 //   node bench/tools/connect-ab.mjs [--rounds 100] DIST [DIST…]    (DIST: a build's dist/ directory)
+//   TRACE=1 node bench/tools/connect-ab.mjs …   also the median time of the first STUN request,
+//                                               response, nomination (+UC) sent (>) and received (<)
 //
 // Prints, per build, the median over the rounds of the time (ms after connect()) each
 // step was reached — L: listener, D: dialer; offer/answer when received and verified,
@@ -80,6 +82,14 @@ try {
     }
   }
   const keys = ['L:offer', 'D:answer', 'L:selected', 'D:selected', 'L:connection', 'D:verified', 'total']
+  if (process.env.TRACE === '1') {
+    // Every step seen (STUN packets included), in the order of their medians.
+    for (const b of builds) {
+      const all = [...new Set(b.rows.flatMap((r) => Object.keys(r)))]
+      const medians = all.map((k) => [k, median(b.rows.map((r) => r[k]))]).sort((x, y) => x[1] - y[1])
+      console.log(b.DIST, medians.map(([k, v]) => `${k} ${v.toFixed(2)}`).join(' | '))
+    }
+  }
   console.log(['build'.padEnd(28), ...keys.map((k) => k.padStart(13)), 'ICE'.padStart(8), 'handshake'.padStart(10)].join(''))
   for (const b of builds) {
     const cells = keys.map((k) => median(b.rows.map((r) => r[k])).toFixed(2).padStart(13))

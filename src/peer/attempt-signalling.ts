@@ -46,6 +46,13 @@ export interface AttemptSignallingContext {
   emit(step: AttemptEvent['step'], detail?: Record<string, unknown>): void
   /** The peer's offer/answer was accepted. */
   onDescription(): void
+  /**
+   * The handshake message to send in our offer/answer (attempt-handshake.ts); called
+   * once, when it goes out (may throw: the attempt then fails).
+   */
+  localHandshake(): Uint8Array | undefined
+  /** The handshake message in the peer's offer/answer (may throw: the attempt then fails). */
+  onRemoteHandshake(message: Uint8Array | undefined): void
 }
 
 /**
@@ -89,6 +96,9 @@ export class AttemptSignalling {
     ctx.emit(ctx.initiator ? 'answer' : 'offer', { candidates: description.candidates.length })
     this.#addLines(description.candidates, description.end)
     for (const early of this.#early.splice(0)) this.#addRemoteCandidates(early)
+    // After the candidates: the checks they start are scheduled before what the handshake
+    // message schedules (attempt-handshake.ts).
+    ctx.onRemoteHandshake(description.noise)
     ctx.onDescription()
   }
 
@@ -164,8 +174,16 @@ export class AttemptSignalling {
     const candidates = this.#outgoing.splice(0, MAX_SIGNAL_CANDIDATES)
     const end = this.#outgoingEnd && this.#outgoing.length === 0
     if (!this.#descriptionSent) {
+      let noise: Uint8Array | undefined
+      try {
+        noise = ctx.localHandshake()
+      } catch (err) {
+        // The offer's handshake message was not valid: no answer.
+        ctx.abort(err)
+        return
+      }
       this.#descriptionSent = true
-      const payload = encodeSessionDescription({ ice: ctx.agent.localCredentials, stream: ctx.localStream, candidates, end })
+      const payload = encodeSessionDescription({ ice: ctx.agent.localCredentials, stream: ctx.localStream, candidates, end, noise })
       if (end) this.#outgoingEnd = false
       this.#send(ctx.initiator ? 'offer' : 'answer', payload, true)
     } else if (candidates.length > 0 || end) {

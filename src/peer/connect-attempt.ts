@@ -31,6 +31,8 @@ import type { Identity } from '../identity/identity.js'
 import type { StunServerAddress } from '../stun/binding-client.js'
 import type { PeerSocket } from '../transport/peer-socket.js'
 import { type SecureConnection, openSecureConnection } from '../transport/secure-connection.js'
+import type { SecureHandshake } from '../transport/secure-handshake.js'
+import { AttemptHandshake } from './attempt-handshake.js'
 import { AttemptSignalling, closeError } from './attempt-signalling.js'
 import { type SessionDescription, decodeCloseReason } from './connect-signal.js'
 import { type OpenedMainStream, firstMainStream, openMainStream } from './main-stream.js'
@@ -154,6 +156,15 @@ export class ConnectAttempt {
       abort: (reason) => this.#controller.abort(reason),
       emit: (step, detail) => this.#emit(step, detail),
       onDescription: () => this.#remoteResolve?.(),
+      localHandshake: () => this.#handshake.localMessage(),
+      onRemoteHandshake: (message) => this.#handshake.onRemote(message),
+    })
+    this.#handshake = new AttemptHandshake({
+      initiator,
+      keyPair: ctx.identity.keyPair,
+      expectedKey: () => (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+      abort: (reason) => this.#controller.abort(reason),
+      finished: () => this.#finished,
     })
     this.#relays = turn
       ? new AttemptRelays({
@@ -185,6 +196,9 @@ export class ConnectAttempt {
     this.#agent.on('end-of-candidates', this.#onLocalEnd)
     this.#agent.on('selected', this.#onSelected)
   }
+
+  /** Messages 1 and 2 of the secure connection's handshake, in the signalling. */
+  readonly #handshake: AttemptHandshake
 
   /** Milliseconds since the attempt started. */
   get elapsed(): number {
@@ -250,6 +264,18 @@ export class ConnectAttempt {
     const started = performance.now()
     let promise: Promise<SecureConnection>
     try {
+      promise = this.#openSecure(selection, remote, this.#handshake.forSelection())
+    } catch (err) {
+      promise = Promise.reject(err)
+    }
+    // Awaited by #secure; an attempt that ends first never gets there.
+    promise.catch(() => {})
+    this.#securing = { promise, started }
+  }
+
+  /** Opens the secure connection on `selection` (with messages 1 and 2 done, when `handshake` is given). */
+  #openSecure(selection: IceSelection, remote: SessionDescription, handshake: SecureHandshake | undefined): Promise<SecureConnection> {
+    try {
       // Our candidate relayed: the stream runs through the relay shim; otherwise (even to
       // a peer's relayed address) from the peer's socket.
       const shim = selection.local.type === 'relay' ? this.#relays?.shimFor(addressKey(selection.local.base.address, selection.local.base.port)) : undefined
@@ -267,7 +293,7 @@ export class ConnectAttempt {
         void this.#splice?.close()
         this.#splice = undefined
       }
-      promise = openSecureConnection({
+      return openSecureConnection({
         socket: end?.socket ?? outer.socket,
         remote: end?.remote ?? { host: outer.host, port: outer.port },
         localStreamId: end?.localStreamId ?? outer.localStreamId,
@@ -275,6 +301,7 @@ export class ConnectAttempt {
         isInitiator: this.initiator,
         keyPair: this.#ctx.identity.keyPair,
         expectedRemotePublicKey: (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+        ...(handshake === undefined ? {} : { handshake }),
         handshakeTimeout: this.#ctx.handshakeTimeout,
         signal: this.#controller.signal,
         // The connecting side opens the main stream as soon as the listener's key is
@@ -283,11 +310,8 @@ export class ConnectAttempt {
         ...(this.initiator ? { onVerified: (secure: SecureConnection) => afterNextPoll(() => this.#openMain(secure)) } : {}),
       })
     } catch (err) {
-      promise = Promise.reject(err)
+      return Promise.reject(err)
     }
-    // Awaited by #secure; an attempt that ends first never gets there.
-    promise.catch(() => {})
-    this.#securing = { promise, started }
   }
 
   /** The multiplexer and main stream of the connecting side, opened at verification. */

@@ -5,10 +5,17 @@
  * (RFC 8839 `candidate:` lines).
  *
  * ```text
- * offer / answer : { v: 1, ufrag, pwd, stream, candidates: string[], end: boolean }
- * candidate      : { v: 1, candidates: string[], end: boolean }
- * close          : { v: 1, reason: string }
+ * offer / answer : { v: 2, ufrag, pwd, stream, candidates: string[], end: boolean, noise?: bin }
+ * candidate      : { v: 2, candidates: string[], end: boolean }
+ * close          : { v: 2, reason: string }
  * ```
+ *
+ * `noise`: message 1 (offer) or 2 (answer) of the secure connection's Noise XX handshake
+ * (`attempt-handshake.ts`,
+ * docs/secure-connection.md), at most {@link MAX_SIGNAL_NOISE} bytes.
+ * Version 2 came with the secure connection's AES-GCM records: a version 1 peer speaks
+ * the old wire format and is refused here, with a clear error, rather than failing its
+ * handshake.
  *
  * MessagePack; every field is checked on decode, and anything else is an
  * `IceSignalInvalidError` (`ERR_ICE_SIGNAL_INVALID`): a peer that sends garbage ends its
@@ -22,7 +29,10 @@ import { MAX_CANDIDATE_LINE } from '../ice/candidate-codec.js'
 import { type IceCredentials, parseIceCredentials } from '../ice/ice-credentials.js'
 
 /** Version of the signalling payloads. */
-export const CONNECT_SIGNAL_VERSION = 1
+export const CONNECT_SIGNAL_VERSION = 2
+
+/** Longest handshake message in an offer or answer (XX messages 1 and 2 are 32 and 96 bytes). */
+export const MAX_SIGNAL_NOISE = 256
 
 /** Most candidates in one signal (a Beacon payload is at most 8 KiB anyway). */
 export const MAX_SIGNAL_CANDIDATES = 32
@@ -30,7 +40,7 @@ export const MAX_SIGNAL_CANDIDATES = 32
 // One encoder and decoder for all signals: msgpack's `encode()`/`decode()` functions build
 // a new one per call, which costs more than the encoding (signals are on the connect path).
 const encoder = new Encoder()
-const decoder = new Decoder({ maxStrLength: 4096, maxBinLength: 0, maxArrayLength: MAX_SIGNAL_CANDIDATES, maxMapLength: 16, maxExtLength: 0 })
+const decoder = new Decoder({ maxStrLength: 4096, maxBinLength: MAX_SIGNAL_NOISE, maxArrayLength: MAX_SIGNAL_CANDIDATES, maxMapLength: 16, maxExtLength: 0 })
 const encode = (value: unknown): Uint8Array => encoder.encode(value)
 
 /** Longest close reason. */
@@ -46,6 +56,11 @@ export interface SessionDescription {
   candidates: string[]
   /** Whether the sender has no more candidates. */
   end: boolean
+  /**
+   * The secure connection's handshake message 1 (offer) or 2 (answer).
+   * @default undefined (the whole handshake runs on the stream)
+   */
+  noise?: Uint8Array | undefined
 }
 
 /** Trickled candidates. */
@@ -65,6 +80,7 @@ export function encodeSessionDescription(description: SessionDescription): Uint8
     stream: description.stream,
     candidates: description.candidates,
     end: description.end,
+    ...(description.noise === undefined ? {} : { noise: description.noise }),
   })
 }
 
@@ -115,7 +131,17 @@ export function decodeSessionDescription(payload: Uint8Array): SessionDescriptio
   if (typeof stream !== 'number' || !Number.isInteger(stream) || stream < 1 || stream > 0xffffffff) {
     throw new IceSignalInvalidError('The offer/answer has no valid stream id')
   }
-  return { ice, stream, ...candidateLines(map, 'offer/answer') }
+  return { ice, stream, ...candidateLines(map, 'offer/answer'), ...noiseOf(map, 'offer/answer') }
+}
+
+/** The optional handshake message of an offer, answer or candidate signal. */
+function noiseOf(map: Record<string, unknown>, what: string): { noise?: Uint8Array } {
+  const noise = map['noise']
+  if (noise === undefined) return {}
+  if (!(noise instanceof Uint8Array && noise.length <= MAX_SIGNAL_NOISE)) {
+    throw new IceSignalInvalidError(`The ${what} has a handshake message that is not at most ${MAX_SIGNAL_NOISE} bytes`)
+  }
+  return { noise }
 }
 
 /**

@@ -9,6 +9,7 @@ export type { DatagramKind } from './packet-demux.js'
 export { PeerSocket, MAX_DELIVERABLE_DATAGRAM } from './peer-socket.js'
 export type { PeerSocketOptions, PeerSocketStats, DatagramAddress, DatagramListener } from './peer-socket.js'
 export { SecureConnection, openSecureConnection } from './secure-connection.js'
+export { SecureHandshake } from './secure-handshake.js'
 export type {
   OpenSecureConnectionOptions,
   SecureConnectionCloseOptions,

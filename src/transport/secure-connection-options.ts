@@ -8,6 +8,8 @@ import { ConnectionClosedError, HandshakeFailedError, HandshakeTimeoutError, Inv
 import { peerIdFromPublicKey, publicKeyFromPeerId } from '../identity/peer-id.js'
 import { PeerSocket, validateRemote } from './peer-socket.js'
 import type { SecureConnection, openSecureConnection } from './secure-connection.js'
+import { SecureHandshake } from './secure-handshake.js'
+import type NoiseState from 'noise-handshake'
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 
@@ -76,6 +78,13 @@ export interface OpenSecureConnectionOptions {
    * @default undefined
    */
   onVerified?: (connection: SecureConnection) => void
+  /**
+   * Messages 1 and 2 of the handshake, already exchanged out of band (in peerlink's
+   * offer and answer): the stream then carries only message 3 and the records, one round
+   * trip less. Its `isInitiator` must match; it is used up.
+   * @default undefined (the whole handshake runs on the stream)
+   */
+  handshake?: SecureHandshake
 }
 
 /** Options of {@link SecureConnection.close}. */
@@ -90,6 +99,8 @@ export interface SecureConnectionCloseOptions {
 
 
 export interface ValidatedOptions extends OpenSecureConnectionOptions {
+  /** The Noise state taken from `handshake`. */
+  prepared: NoiseState | undefined
   expectedRemotePublicKey: Uint8Array
   handshakeTimeout: number
   formatPeerId: (publicKey: Uint8Array) => string
@@ -132,7 +143,14 @@ export function validateOptions(options: OpenSecureConnectionOptions): Validated
     throw new InvalidArgumentError('signal must be an AbortSignal')
   }
   if (options.onVerified !== undefined && typeof options.onVerified !== 'function') throw new InvalidArgumentError('onVerified must be a function')
-  return { ...options, expectedRemotePublicKey: expectedRemotePublicKey!, handshakeTimeout, formatPeerId }
+  let prepared: NoiseState | undefined
+  if (options.handshake !== undefined) {
+    if (!(options.handshake instanceof SecureHandshake)) throw new InvalidArgumentError('handshake must be a SecureHandshake')
+    if (options.handshake.isInitiator !== options.isInitiator) throw new InvalidArgumentError('handshake is the other side\'s half (isInitiator differs)')
+    prepared = options.handshake.take()
+    if (prepared === undefined) throw new InvalidArgumentError('handshake is not ready (the initiator has not accepted message 2) or was used already')
+  }
+  return { ...options, expectedRemotePublicKey: expectedRemotePublicKey!, handshakeTimeout, formatPeerId, prepared }
 }
 
 function checkKey(name: string, key: unknown, length: number): void {

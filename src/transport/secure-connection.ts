@@ -19,10 +19,8 @@
  *
  * @module
  */
-import { timingSafeEqual } from 'node:crypto'
 import { Duplex } from 'node:stream'
-import NoiseState from 'noise-handshake'
-import curve from 'noise-curve-ed'
+import type NoiseState from 'noise-handshake'
 import type UDX from 'udx-native'
 import {
   AbortError,
@@ -38,6 +36,7 @@ import { FRAME_HEADER_BYTES, FrameReader } from './frame-reader.js'
 import type { DatagramAddress, PeerSocket } from './peer-socket.js'
 import { createRecordCipher, RECORD_TAG_BYTES, type RecordCipher } from './record-cipher.js'
 import { rekey, rekeyPolicy } from './record-rekey.js'
+import { MAX_HANDSHAKE_MESSAGE, newNoiseState, readHandshakeMessage, sameKey } from './secure-handshake.js'
 import {
   connectionError,
   handshakeError,
@@ -66,10 +65,6 @@ export const MAX_RECORD_PLAINTEXT = 64 * 1024 + 1024
  * a record read at all.
  */
 const MAX_RECORD_FRAME = 1024 * 1024 + RECORD_TAG_BYTES
-/** The largest handshake frame accepted (XX messages with empty payloads are 32–96 bytes). */
-const MAX_HANDSHAKE_FRAME = 1024
-/** Domain separation of the Noise handshake (mixed into its hash as the prologue). */
-const PROLOGUE = Buffer.from('peerlink/secure-connection/v1')
 
 /** Where the connection is: the handshake, then verified (initiator, awaiting the responder's confirmation), then open. */
 type Phase = 'handshake' | 'confirming' | 'open'
@@ -90,6 +85,8 @@ interface ConnectionSetup {
   describe: string
   onVerified: ((connection: SecureConnection) => void) | undefined
   outcome: HandshakeOutcome
+  /** Messages 1 and 2 already exchanged out of band (secure-handshake.ts). */
+  prepared: NoiseState | undefined
 }
 
 // Assigned in the class's static block: the only way to construct a SecureConnection.
@@ -161,16 +158,22 @@ export class SecureConnection extends Duplex {
     this.remotePublicKey = new Uint8Array(setup.expected)
     this.localStreamId = raw.id
     this.remoteStreamId = raw.remoteId
-    this.#noise = new NoiseState('XX', setup.isInitiator, { publicKey: toBuffer(keyPair.publicKey), secretKey: toBuffer(keyPair.secretKey) }, { curve })
-    this.#noise.initialise(PROLOGUE)
-    this.#reader = new FrameReader(MAX_HANDSHAKE_FRAME, this.#onFrame, this.#onOversize)
+    this.#noise = setup.prepared ?? newNoiseState(setup.isInitiator, keyPair)
+    this.#reader = new FrameReader(MAX_HANDSHAKE_MESSAGE, this.#onFrame, this.#onOversize)
     if (raw.destroyed) this.#rawClosed = true
     raw.on('data', this.#onRawData)
     raw.on('end', this.#onRawEnd)
     raw.on('drain', this.#onRawDrain)
     raw.on('error', this.#onRawError)
     raw.on('close', this.#onRawClose)
-    if (setup.isInitiator) this.#sendHandshake()
+  }
+
+  /** Starts the handshake on the stream (after construction: it may settle at once). */
+  #start(): void {
+    const setup = this.#setup!
+    if (!setup.isInitiator) return // waits for message 1 (or, prepared, message 3)
+    if (setup.prepared === undefined) this.#sendHandshake()
+    else this.#completeAsInitiator(setup)
   }
 
   /** The remote UDP address the stream currently sends to. */
@@ -215,8 +218,9 @@ export class SecureConnection extends Duplex {
     this.#setup = null
     this.#reader.stop()
     setup.outcome.reject(err)
-    // A connection already given to onVerified reports why; otherwise nobody listens.
-    if (this.#exposed) this.destroy(err)
+    // A connection already given to onVerified reports why to whoever listens by now;
+    // otherwise nobody would hear the 'error' (it would be uncaught).
+    if (this.#exposed && this.listenerCount('error') > 0) this.destroy(err)
     else this.destroy()
   }
 
@@ -383,32 +387,12 @@ export class SecureConnection extends Duplex {
       return false
     }
     try {
-      // Every handshake payload is empty in this version: anything else is not ours.
-      if (noise.recv(frame).length > 0) throw new Error('a handshake message carries a payload')
+      readHandshakeMessage(noise, frame)
     } catch (err) {
       return failed(err)
     }
     if (noise.rs !== null && !this.#verifyRemote(noise.rs, setup)) return false
-    if (this.isInitiator) {
-      // Message 2 read and the responder verified: message 3 completes the handshake;
-      // what the caller writes from onVerified on follows it.
-      try {
-        this.#sendHandshake()
-      } catch (err) {
-        return failed(err)
-      }
-      this.#phase = 'confirming'
-      if (setup.onVerified !== undefined) {
-        this.#exposed = true
-        try {
-          setup.onVerified(this)
-        } catch (err) {
-          this.failHandshake(new HandshakeFailedError(`onVerified threw: ${(err as Error).message}`, { cause: err }))
-          return false
-        }
-      }
-      return !this.destroyed
-    }
+    if (this.isInitiator) return this.#completeAsInitiator(setup)
     if (!noise.complete) {
       try {
         this.#sendHandshake() // message 2 (its DH fails on a remote ephemeral key that is no curve point)
@@ -426,9 +410,33 @@ export class SecureConnection extends Duplex {
     return !this.destroyed
   }
 
+  /**
+   * Message 2 read and the responder verified: message 3 completes the handshake; what
+   * the caller writes from onVerified on follows it.
+   */
+  #completeAsInitiator(setup: ConnectionSetup): boolean {
+    try {
+      this.#sendHandshake()
+    } catch (err) {
+      this.failHandshake(new HandshakeFailedError(`Noise handshake with ${setup.describe} failed: ${(err as Error).message}`, { cause: err }))
+      return false
+    }
+    this.#phase = 'confirming'
+    if (setup.onVerified !== undefined) {
+      this.#exposed = true
+      try {
+        setup.onVerified(this)
+      } catch (err) {
+        this.failHandshake(new HandshakeFailedError(`onVerified threw: ${(err as Error).message}`, { cause: err }))
+        return false
+      }
+    }
+    return !this.destroyed
+  }
+
   #verifyRemote(actual: Uint8Array, setup: ConnectionSetup): boolean {
     const expected = setup.expected
-    if (actual.length === expected.length && timingSafeEqual(actual, expected)) return true
+    if (sameKey(actual, expected)) return true
     // Destroyed before anything more is written: no application byte is ever exchanged
     // with an impostor.
     this.failHandshake(new PeerIdentityMismatchError(setup.formatPeerId(expected), setup.formatPeerId(actual)))
@@ -501,7 +509,11 @@ export class SecureConnection extends Duplex {
   }
 
   static {
-    createSecureConnection = (setup) => new SecureConnection(setup)
+    createSecureConnection = (setup) => {
+      const connection = new SecureConnection(setup)
+      connection.#start()
+      return connection
+    }
   }
 }
 
@@ -555,6 +567,7 @@ export function openSecureConnection(options: OpenSecureConnectionOptions): Prom
       formatPeerId: opts.formatPeerId,
       describe,
       onVerified: opts.onVerified,
+      prepared: opts.prepared,
       outcome: {
         resolve: (value) => (done(), resolve(value)),
         reject: (err) => (done(), reject(err)),
