@@ -45,16 +45,23 @@ function nodeDir() {
 
 const gyp = nodeGyp()
 const nodedir = nodeDir()
-let ok = false
 let detail = 'node-gyp not found'
 if (gyp !== undefined) {
-  const result = spawnSync(process.execPath, [gyp, 'rebuild', '--release', ...(nodedir === undefined ? [] : [`--nodedir=${nodedir}`])], { cwd: native, encoding: 'utf8' })
-  ok = result.status === 0
+  // Keep going after a failed target (make -k): one part that cannot build (say, Node's
+  // OpenSSL headers missing for the cipher) must not cost the other.
+  const args = [gyp, 'rebuild', '--release', ...(nodedir === undefined ? [] : [`--nodedir=${nodedir}`])]
+  const result = spawnSync(process.execPath, args, { cwd: native, encoding: 'utf8', env: { ...process.env, MAKEFLAGS: `${process.env.MAKEFLAGS ?? ''} -k`.trim() } })
   detail = `${(result.stderr || '').trim().split('\n').filter((l) => /error/i.test(l)).slice(-3).join(' | ') || `exit ${result.status}`}`
 }
-if (ok) {
+const parts = [
+  { file: 'peerlink_udp_relay.node', name: 'native TURN data path', without: 'the TURN server relays in JavaScript' },
+  { file: 'peerlink_record_cipher.node', name: 'native record cipher', without: 'records are sealed with node:crypto' },
+]
+const missing = parts.filter((part) => !existsSync(join(native, 'build', 'Release', part.file)))
+if (missing.length === 0) {
   say('native TURN data path and record cipher built (native/build/Release/peerlink_udp_relay.node, peerlink_record_cipher.node)')
 } else {
-  say(`native TURN data path and record cipher not built (${detail}); the TURN server relays in JavaScript and records use node:crypto. Install python3, make and a C compiler, then run \`npm rebuild peerlink\` to build them.`)
+  for (const part of missing) say(`${part.name} not built (${detail}); ${part.without}.`)
+  say('Install python3, make and a C compiler (and Node.js headers), then run `npm rebuild peerlink` to build them.')
   if (process.env.PEERLINK_NATIVE_REQUIRED === '1') process.exit(1)
 }
