@@ -8,7 +8,7 @@
  * @module
  */
 import type { BeaconSet } from '../beacon/beacon-set.js'
-import { ConnectFailedError, PeerIdentityMismatchError, PeerlinkError } from '../errors.js'
+import { ConnectFailedError, HandshakeFailedError, PeerIdentityMismatchError, PeerlinkError } from '../errors.js'
 import { formatCandidate } from '../ice/candidate-codec.js'
 import { type LocalCandidate, candidateAddressKey } from '../ice/candidate.js'
 import type { IceAgent } from '../ice/ice-agent.js'
@@ -140,9 +140,11 @@ export class AttemptSignalling {
   abandon(error: Error): void {
     const ctx = this.#ctx
     // A listening side that has not answered stays silent, except to say that the offer
-    // was not signed for it: the connecting side then knows at once it reached the wrong
-    // peer (a misrouting Beacon), instead of waiting for its timeout.
-    if (!this.#descriptionSent && !ctx.initiator && !(error instanceof PeerIdentityMismatchError)) return
+    // was not signed for it (the connecting side then knows at once it reached the wrong
+    // peer: a misrouting Beacon) or that its handshake message was not one it could read
+    // (a peer of another version; the offer's signature showed who sent it), instead of
+    // leaving the connecting side to its timeout.
+    if (!this.#descriptionSent && !ctx.initiator && !(error instanceof PeerIdentityMismatchError) && !(error instanceof HandshakeFailedError)) return
     const reason = error instanceof PeerlinkError ? error.code : 'ERR_CONNECT_FAILED'
     ctx.beacons.signal(ctx.peerId, { kind: 'close', session: ctx.session, payload: encodeCloseSignal(reason) }).catch(() => {})
   }

@@ -104,7 +104,7 @@ export class SecureHandshake {
    *
    * @throws {@link PeerIdentityMismatchError} when it proves another key than `expected`
    *   (formatted with `formatPeerId` in the error), {@link HandshakeFailedError} for a
-   *   corrupt message or a second call.
+   *   corrupt message, {@link InvalidArgumentError} for a second call or the responder's half.
    */
   accept(message2: Uint8Array, expected: Uint8Array, formatPeerId: (publicKey: Uint8Array) => string = peerIdFromPublicKey): void {
     const noise = this.#noise

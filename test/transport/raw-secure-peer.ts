@@ -6,7 +6,8 @@
  *
  * - Every message is a frame: a 3-byte little-endian length, then that many bytes.
  * - Frames 1–3: Noise XX (Ed25519 DH), prologue `peerlink/secure-connection/v1`, empty
- *   payloads. The initiator sends 1 and 3, the responder 2.
+ *   payloads. The initiator sends 1 and 3, the responder 2. With messages 1 and 2
+ *   exchanged out of band (`prepared`), the stream carries only frame 3.
  * - Then records: AES-256-GCM ciphertext ‖ 16-byte tag under the sender's key (Noise
  *   `tx`), nonce = 4 zero bytes ‖ 64-bit big-endian counter, counters 0, 1, 2, … per
  *   direction. The responder's first record is empty (its confirmation). After every
@@ -126,6 +127,21 @@ export interface RawSecurePeerOptions {
    * record (so what it sends travels right behind them). @default undefined
    */
   afterHandshake?: (peer: RawSecurePeer) => void
+  /**
+   * A Noise state that has already exchanged messages 1 and 2 out of band (an initiator's
+   * that has read message 2, a responder's that has sent it; see {@link rawNoiseState}):
+   * the stream then carries only message 3 — sent at once by an initiator, awaited by a
+   * responder — and the records. `keyPair` must be the one the state was made with.
+   * @default undefined (the whole handshake runs on the stream)
+   */
+  prepared?: NoiseState
+}
+
+/** A fresh Noise XX state with peerlink's prologue, for {@link RawSecurePeerOptions.prepared}. */
+export function rawNoiseState(isInitiator: boolean, keyPair: RawKeyPair): NoiseState {
+  const noise = new NoiseState('XX', isInitiator, keyPair, { curve })
+  noise.initialise(RAW_PROLOGUE)
+  return noise
 }
 
 /** What {@link createRawSecurePeer} returns. */
@@ -190,8 +206,7 @@ export function createRawSecurePeer(options: RawSecurePeerOptions): RawSecurePee
   const stream = udx.createStream(id)
   stream.connect(socket, remoteId, remotePort, '127.0.0.1')
 
-  const noise = new NoiseState('XX', isInitiator, keyPair, { curve })
-  noise.initialise(RAW_PROLOGUE)
+  const noise = options.prepared ?? rawNoiseState(isInitiator, keyPair)
   let handshakeStopped = false
   let tx: Buffer | null = null
   let rx: Buffer | null = null
@@ -347,7 +362,7 @@ export function createRawSecurePeer(options: RawSecurePeerOptions): RawSecurePee
   })
   stream.on('error', (err: Error) => errors.push(err))
 
-  if (isInitiator) sendHandshake(1)
+  if (isInitiator && options.prepared === undefined) sendHandshake(1)
   let closing: Promise<void> | undefined
 
   const peer: RawSecurePeer = {
@@ -388,6 +403,8 @@ export function createRawSecurePeer(options: RawSecurePeerOptions): RawSecurePee
       return closing
     },
   }
+  // A prepared initiator has read message 2 (and verifies its key now): message 3 goes out at once.
+  if (isInitiator && options.prepared !== undefined && verifyRemote() && sendHandshake(3)) complete()
   return peer
 }
 
