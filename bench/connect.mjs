@@ -3,7 +3,7 @@
 // a bare udx-native stream, in the same lab cell and run. Runs against dist/ (npm run
 // build first); prints one JSON line.
 //
-//   node bench/connect.mjs [--runs 20] [--warmup 10] [--mib 64] [--reps 5] [--filtering address-and-port-dependent]
+//   node bench/connect.mjs [--runs 20] [--warmup 10] [--mib 64] [--reps 11] [--filtering address-and-port-dependent]
 //   node bench/connect.mjs --ladder [--runs 20] [--mib 16] [--reps 3]   (the TURN and tunnel steps: bench/ladder.mjs)
 //                          [--ice '{"ta":50}']   (ICE options for peerlink's peers, to compare with the defaults)
 //                          [--profile DIR]       (V8 CPU profiles of the peer processes, one file each)
@@ -55,7 +55,7 @@ const arg = (name, fallback) => {
 }
 const RUNS = Number(arg('runs', 20))
 const MIB = Number(arg('mib', 64))
-const REPS = Number(arg('reps', 5))
+const REPS = Number(arg('reps', 11))
 const WARMUP = Number(arg('warmup', 10))
 const FILTERING = arg('filtering', 'address-and-port-dependent')
 const ICE = arg('ice', undefined) === undefined ? undefined : JSON.parse(arg('ice'))
