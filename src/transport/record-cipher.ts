@@ -20,10 +20,8 @@
  * @module
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { createRequire } from 'node:module'
-import { fileURLToPath } from 'node:url'
 import { InvalidArgumentError } from '../errors.js'
+import { loadNativeAddon } from '../native-addon.js'
 
 /** Bytes of the authentication tag after every record's ciphertext. */
 export const RECORD_TAG_BYTES = 16
@@ -144,24 +142,12 @@ export interface NativeRecordCipherAddon {
 /** Which implementation {@link createRecordCipher} uses. */
 export type RecordCipherBackend = 'native' | 'node:crypto'
 
-function loadNative(): NativeRecordCipherAddon | undefined {
-  if (process.env.PEERLINK_NATIVE_CIPHER === '0') return undefined
-  // src/transport and dist/transport are both two levels below the package root.
-  const file = fileURLToPath(new URL('../../native/build/Release/peerlink_record_cipher.node', import.meta.url))
-  if (!existsSync(file)) return undefined
-  try {
-    return createRequire(import.meta.url)(file) as NativeRecordCipherAddon
-  } catch {
-    return undefined
-  }
-}
-
 /**
  * The native addon, or undefined when it is not built or disabled.
  *
  * @internal
  */
-export const nativeRecordCipherAddon: NativeRecordCipherAddon | undefined = loadNative()
+export const nativeRecordCipherAddon: NativeRecordCipherAddon | undefined = loadNativeAddon<NativeRecordCipherAddon>('peerlink_record_cipher', 'PEERLINK_NATIVE_CIPHER')
 
 /**
  * The backend of {@link createRecordCipher} in this process: `'native'` when

@@ -65,6 +65,17 @@ function openBoth(a: PeerSocket, b: PeerSocket, sideA: Side, sideB: Side, handsh
   return Promise.allSettled([pa, pb]) as Promise<[PromiseSettledResult<SecureConnection>, PromiseSettledResult<SecureConnection>]>
 }
 
+/** A socket of ours and a raw initiator's Noise state that has exchanged messages 1 and 2 with our prepared responder half. */
+async function preparedRawInitiator() {
+  const { a: ours } = await sockets()
+  const ourKey = makeKeyPair()
+  const rawKey = rawKeyPair()
+  const rawNoise = rawNoiseState(true, rawKey)
+  const theirs = SecureHandshake.respond(ourKey, rawNoise.send())
+  rawNoise.recv(Buffer.from(theirs.message))
+  return { ours, ourKey, rawKey, rawNoise, theirs }
+}
+
 function codeOf(result: PromiseSettledResult<unknown>): string {
   if (result.status === 'fulfilled') return 'fulfilled'
   expect(result.reason).toBeInstanceOf(PeerlinkError)
@@ -158,12 +169,7 @@ describe('SecureHandshake: messages 1 and 2 out of band', () => {
   })
 
   it('our prepared responder reads message 3 from a prepared raw initiator and confirms with an empty record', async () => {
-    const { a: ours } = await sockets()
-    const ourKey = makeKeyPair()
-    const rawKey = rawKeyPair()
-    const rawNoise = rawNoiseState(true, rawKey)
-    const theirs = SecureHandshake.respond(ourKey, rawNoise.send())
-    rawNoise.recv(Buffer.from(theirs.message))
+    const { ours, ourKey, rawKey, rawNoise, theirs } = await preparedRawInitiator()
 
     const localStreamId = ours.allocateStreamId()
     const raw = createRawSecurePeer({
@@ -418,12 +424,7 @@ describe('SecureHandshake: prepared against unprepared, and identity at message 
   })
 
   it('a prepared raw initiator with another key is refused at message 3, before any of its records is read', async () => {
-    const { a: ours } = await sockets()
-    const ourKey = makeKeyPair()
-    const rawKey = rawKeyPair()
-    const rawNoise = rawNoiseState(true, rawKey)
-    const theirs = SecureHandshake.respond(ourKey, rawNoise.send())
-    rawNoise.recv(Buffer.from(theirs.message))
+    const { ours, ourKey, rawKey, rawNoise, theirs } = await preparedRawInitiator()
     const localStreamId = ours.allocateStreamId()
     const raw = createRawSecurePeer({ isInitiator: true, remotePort: ours.port, remoteId: localStreamId, keyPair: rawKey, prepared: rawNoise, eager: 'never read' })
     cleanups.push(() => raw.close())

@@ -16,9 +16,7 @@
  * @module
  */
 
-import { createRequire } from 'node:module'
-import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
+import { loadNativeAddon } from '../../native-addon.js'
 
 /** An opaque native socket handle. */
 export type NativeSocketHandle = object & { readonly __nativeUdpSocket: unique symbol }
@@ -56,17 +54,5 @@ export interface NativeUdpRelay {
   openSockets(): number
 }
 
-function load(): NativeUdpRelay | undefined {
-  if (process.env.PEERLINK_NATIVE_RELAY === '0') return undefined
-  // src/server/turn and dist/server/turn are both three levels below the package root.
-  const file = fileURLToPath(new URL('../../../native/build/Release/peerlink_udp_relay.node', import.meta.url))
-  if (!existsSync(file)) return undefined
-  try {
-    return createRequire(import.meta.url)(file) as NativeUdpRelay
-  } catch {
-    return undefined
-  }
-}
-
 /** The native data path, or undefined when it is not built or disabled. */
-export const nativeUdpRelay: NativeUdpRelay | undefined = load()
+export const nativeUdpRelay: NativeUdpRelay | undefined = loadNativeAddon<NativeUdpRelay>('peerlink_udp_relay', 'PEERLINK_NATIVE_RELAY')
