@@ -31,8 +31,21 @@ if (process.env.TRACE === '1') {
   const send = PeerSocket.prototype.send
   PeerSocket.prototype.send = function (data, port, host) {
     const what = data.length >= 20 ? describe(data) : null
-    if (what !== null) trace(`stun>${what}`)
+    // Where to: a private (host candidate) or public (server-reflexive) address.
+    if (what !== null) trace(`stun>${what}@${/^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(host) ? 'private' : 'public'}`)
     return send.call(this, data, port, host)
+  }
+  // Signals handed to a Beacon connection and received from one (before they are opened).
+  const { BeaconClient } = await import(`${process.env.DIST}/beacon/beacon-client.js`)
+  const signal = BeaconClient.prototype.signal
+  BeaconClient.prototype.signal = function (to, message, options) {
+    trace(`signal>${message.kind}`)
+    return signal.call(this, to, message, options)
+  }
+  const emit = BeaconClient.prototype.emit
+  BeaconClient.prototype.emit = function (event, value, ...rest) {
+    if (event === 'signal') trace(`signal<${value.kind}`)
+    return emit.call(this, event, value, ...rest)
   }
   const onStun = PeerSocket.prototype.onStun
   PeerSocket.prototype.onStun = function (listener) {
