@@ -5,11 +5,12 @@
  *
  * ```text
  * connecting side (ICE controlling)          listening side (ICE controlled)
- *   gather ── offer {ice, stream, cands} ──▶   gather
- *          ◀── answer {ice, stream, cands} ──
+ *   gather ── offer {ice, stream, cands, noise: msg 1} ──▶   gather
+ *          ◀── answer {ice, stream, cands, noise: msg 2} ──
  *          ◀─── candidate … (trickle) ───────▶
  *   ICE checks on the pairs; nomination ◀──▶  selection of the nominated pair
- *   Noise XX over a udx stream to the selected remote address (both verify the PeerId)
+ *   udx stream to the selected remote address: Noise message 3, then records
+ *   (both verify the PeerId; attempt-handshake.ts, docs/secure-connection.md)
  *   stream multiplexer; the main stream
  * ```
  *
