@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "peerlink_udp_relay",
-      "sources": ["udp_relay.c"],
+      "sources": ["udp_relay.c", "relay_routes.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "defines": ["NAPI_VERSION=8"]
     },

@@ -20,6 +20,10 @@
  * goes to JavaScript unchanged, so the JavaScript path stays the one source of truth for
  * STUN, Send/Data indications, permissions, bandwidth limits and errors.
  *
+ * This file holds the data path (receive, relay, delivery to JavaScript) and the
+ * JavaScript API; the route table, with the socket and route structs, lives in
+ * relay_routes.h and relay_routes.c.
+ *
  * All state is per Node.js environment (instance data), so worker threads each get
  * their own. Nothing here allocates per packet.
  */
@@ -29,236 +33,17 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "relay_routes.h"
 
 #define RECV_BUFFER_BYTES 65536
-#define MAX_ROUTES (1u << 22)
-
-typedef struct relay_socket relay_socket_t;
-typedef struct route route_t;
-typedef struct state state_t;
-
-struct route {
-  uint32_t id;
-  uint16_t channel;
-  uint64_t deadline; /* uv_now() milliseconds */
-  relay_socket_t *listener;
-  relay_socket_t *relay;
-  struct sockaddr_storage client;
-  struct sockaddr_storage peer;
-  route_t *next_by_client;
-  route_t *next_by_peer;
-  route_t *prev_of_relay;
-  route_t *next_of_relay;
-};
-
-struct relay_socket {
-  uv_udp_t handle;
-  state_t *state;
-  napi_ref on_message;
-  napi_ref on_close;
-  napi_async_context async;
-  route_t *relay_routes; /* routes whose relay socket this is */
-  /* Relayed by the fast path through this (client-facing) socket since the last takeStats():
-     to peers: packets, bytes; from peers: packets, bytes; dropped. */
-  double stats[5];
-  int listener; /* 1: faces clients (ChannelData in), 0: a relay socket (peer data in) */
-  int closing;
-  int closed;
-  int finalized;
-};
-
-typedef struct {
-  route_t **buckets;
-  uint32_t mask;
-  uint32_t count;
-} table_t;
 
 struct state {
   napi_env env;
   uv_loop_t *loop;
-  route_t **routes; /* by id - 1 */
-  uint32_t routes_cap;
-  uint32_t *free_ids;
-  uint32_t *slot_gen; /* by id - 1: bumped when the slot is freed, so stale handles miss */
-  uint32_t free_count;
-  uint32_t next_id;
-  table_t by_client;
-  table_t by_peer;
+  relay_routes_t routes;
   uint32_t open_sockets; /* created and not yet asked to close */
   char recv_buffer[RECV_BUFFER_BYTES];
 };
-
-/* ---------- addresses and hashing ---------- */
-
-static uint32_t mix(uint64_t h) {
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  return (uint32_t)h;
-}
-
-static uint32_t hash_addr(const void *sock, const struct sockaddr *a, uint32_t extra) {
-  uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)sock;
-  const uint64_t p = 1099511628211ULL;
-  if (a->sa_family == AF_INET) {
-    const struct sockaddr_in *s = (const struct sockaddr_in *)a;
-    h = (h ^ s->sin_addr.s_addr) * p;
-    h = (h ^ s->sin_port) * p;
-  } else {
-    const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
-    uint32_t w[4];
-    memcpy(w, &s->sin6_addr, 16);
-    for (int i = 0; i < 4; i++) h = (h ^ w[i]) * p;
-    h = (h ^ s->sin6_port) * p;
-  }
-  h = (h ^ extra) * p;
-  return mix(h);
-}
-
-static int addr_eq(const struct sockaddr *a, const struct sockaddr *b) {
-  if (a->sa_family != b->sa_family) return 0;
-  if (a->sa_family == AF_INET) {
-    const struct sockaddr_in *x = (const struct sockaddr_in *)a, *y = (const struct sockaddr_in *)b;
-    return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-  }
-  const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a, *y = (const struct sockaddr_in6 *)b;
-  return x->sin6_port == y->sin6_port && memcmp(&x->sin6_addr, &y->sin6_addr, 16) == 0;
-}
-
-static int parse_addr(const char *host, int port, struct sockaddr_storage *out) {
-  memset(out, 0, sizeof(*out));
-  if (port < 0 || port > 65535) return -1;
-  if (strchr(host, ':') != NULL) return uv_ip6_addr(host, port, (struct sockaddr_in6 *)out) == 0 ? 0 : -1;
-  return uv_ip4_addr(host, port, (struct sockaddr_in *)out) == 0 ? 0 : -1;
-}
-
-/* ---------- route tables ---------- */
-
-static int table_init(table_t *t) {
-  t->mask = 255;
-  t->count = 0;
-  t->buckets = calloc(t->mask + 1, sizeof(route_t *));
-  return t->buckets == NULL ? -1 : 0;
-}
-
-static uint32_t client_hash(const route_t *r) {
-  return hash_addr(r->listener, (const struct sockaddr *)&r->client, r->channel);
-}
-
-static uint32_t peer_hash(const route_t *r) {
-  return hash_addr(r->relay, (const struct sockaddr *)&r->peer, 0x10000);
-}
-
-static void table_grow(table_t *t, int by_client) {
-  uint32_t mask = t->mask * 2 + 1;
-  route_t **buckets = calloc(mask + 1, sizeof(route_t *));
-  if (buckets == NULL) return; /* keep the smaller table: slower, still correct */
-  for (uint32_t i = 0; i <= t->mask; i++) {
-    route_t *r = t->buckets[i];
-    while (r != NULL) {
-      route_t *next = by_client ? r->next_by_client : r->next_by_peer;
-      uint32_t b = (by_client ? client_hash(r) : peer_hash(r)) & mask;
-      if (by_client) {
-        r->next_by_client = buckets[b];
-      } else {
-        r->next_by_peer = buckets[b];
-      }
-      buckets[b] = r;
-      r = next;
-    }
-  }
-  free(t->buckets);
-  t->buckets = buckets;
-  t->mask = mask;
-}
-
-static route_t *find_by_client(state_t *s, const relay_socket_t *listener, const struct sockaddr *client, uint16_t channel) {
-  route_t *r = s->by_client.buckets[hash_addr(listener, client, channel) & s->by_client.mask];
-  for (; r != NULL; r = r->next_by_client) {
-    if (r->listener == listener && r->channel == channel && addr_eq((const struct sockaddr *)&r->client, client)) return r;
-  }
-  return NULL;
-}
-
-static route_t *find_by_peer(state_t *s, const relay_socket_t *relay, const struct sockaddr *peer) {
-  route_t *r = s->by_peer.buckets[hash_addr(relay, peer, 0x10000) & s->by_peer.mask];
-  for (; r != NULL; r = r->next_by_peer) {
-    if (r->relay == relay && addr_eq((const struct sockaddr *)&r->peer, peer)) return r;
-  }
-  return NULL;
-}
-
-static void route_remove(state_t *s, route_t *r) {
-  route_t **p = &s->by_client.buckets[client_hash(r) & s->by_client.mask];
-  while (*p != NULL && *p != r) p = &(*p)->next_by_client;
-  if (*p == r) *p = r->next_by_client;
-  s->by_client.count--;
-  p = &s->by_peer.buckets[peer_hash(r) & s->by_peer.mask];
-  while (*p != NULL && *p != r) p = &(*p)->next_by_peer;
-  if (*p == r) *p = r->next_by_peer;
-  s->by_peer.count--;
-  if (r->prev_of_relay != NULL) r->prev_of_relay->next_of_relay = r->next_of_relay;
-  else r->relay->relay_routes = r->next_of_relay;
-  if (r->next_of_relay != NULL) r->next_of_relay->prev_of_relay = r->prev_of_relay;
-  s->routes[r->id - 1] = NULL;
-  s->slot_gen[r->id - 1]++;
-  s->free_ids[s->free_count++] = r->id;
-  free(r);
-}
-
-static uint32_t route_add(state_t *s, route_t *r) {
-  route_t *old = find_by_client(s, r->listener, (const struct sockaddr *)&r->client, r->channel);
-  if (old != NULL) route_remove(s, old);
-  old = find_by_peer(s, r->relay, (const struct sockaddr *)&r->peer);
-  if (old != NULL) route_remove(s, old);
-  uint32_t id;
-  if (s->free_count > 0) {
-    id = s->free_ids[--s->free_count];
-  } else {
-    if (s->next_id >= MAX_ROUTES) return 0;
-    if (s->next_id == s->routes_cap) {
-      uint32_t cap = s->routes_cap == 0 ? 256 : s->routes_cap * 2;
-      route_t **routes = realloc(s->routes, cap * sizeof(route_t *));
-      if (routes == NULL) return 0;
-      s->routes = routes;
-      uint32_t *free_ids = realloc(s->free_ids, cap * sizeof(uint32_t));
-      if (free_ids == NULL) return 0;
-      s->free_ids = free_ids;
-      uint32_t *slot_gen = realloc(s->slot_gen, cap * sizeof(uint32_t));
-      if (slot_gen == NULL) return 0;
-      memset(slot_gen + s->routes_cap, 0, (cap - s->routes_cap) * sizeof(uint32_t));
-      s->slot_gen = slot_gen;
-      s->routes_cap = cap;
-    }
-    id = ++s->next_id;
-  }
-  r->id = id;
-  s->routes[id - 1] = r;
-  if (s->by_client.count >= s->by_client.mask) table_grow(&s->by_client, 1);
-  if (s->by_peer.count >= s->by_peer.mask) table_grow(&s->by_peer, 0);
-  uint32_t b = client_hash(r) & s->by_client.mask;
-  r->next_by_client = s->by_client.buckets[b];
-  s->by_client.buckets[b] = r;
-  s->by_client.count++;
-  b = peer_hash(r) & s->by_peer.mask;
-  r->next_by_peer = s->by_peer.buckets[b];
-  s->by_peer.buckets[b] = r;
-  s->by_peer.count++;
-  r->prev_of_relay = NULL;
-  r->next_of_relay = r->relay->relay_routes;
-  if (r->next_of_relay != NULL) r->next_of_relay->prev_of_relay = r;
-  r->relay->relay_routes = r;
-  return id;
-}
-
-/* Drops every route that refers to `sock` (it is closing). */
-static void routes_drop_socket(state_t *s, relay_socket_t *sock) {
-  while (sock->relay_routes != NULL) route_remove(s, sock->relay_routes);
-  for (uint32_t i = 0; i < s->next_id; i++) {
-    route_t *r = s->routes[i];
-    if (r != NULL && r->listener == sock) route_remove(s, r);
-  }
-}
 
 /* ---------- the data path ---------- */
 
@@ -318,13 +103,13 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const 
   }
   const uint8_t *d = (const uint8_t *)buf->base;
   size_t n = (size_t)nread;
-  if (s->by_client.count > 0) {
+  if (s->routes.by_client.count > 0) {
     if (sock->listener) {
       if ((d[0] & 0xc0) != 0x40 || n < 4) goto slow;
       /* RFC 8656 §12.4: channel number, length, then the application data. */
       uint16_t channel = (uint16_t)((d[0] << 8) | d[1]);
       size_t length = (size_t)((d[2] << 8) | d[3]);
-      route_t *r = find_by_client(s, sock, from, channel);
+      route_t *r = relay_routes_find_by_client(&s->routes, sock, from, channel);
       /* RFC 8656 §12.5: a message shorter than its length field says goes to the slow path (dropped there). */
       if (r != NULL && 4 + length <= n && r->deadline > uv_now(s->loop)) {
         uv_buf_t out = uv_buf_init((char *)d + 4, (unsigned int)length);
@@ -337,7 +122,7 @@ static void recv_cb(uv_udp_t *handle, ssize_t nread, const uv_buf_t *buf, const 
         return;
       }
     } else if (n <= 0xffff) {
-      route_t *r = find_by_peer(s, sock, from);
+      route_t *r = relay_routes_find_by_peer(&s->routes, sock, from);
       if (r != NULL && r->deadline > uv_now(s->loop)) {
         char header[4] = {(char)(r->channel >> 8), (char)(r->channel & 0xff), (char)(n >> 8), (char)(n & 0xff)};
         uv_buf_t out[2] = {uv_buf_init(header, 4), uv_buf_init((char *)d, (unsigned int)n)};
@@ -442,7 +227,7 @@ static napi_value js_bind(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[3], &buffer_bytes));
   if (sock == NULL || sock->closing) return throw_uv(env, UV_EBADF);
   struct sockaddr_storage addr;
-  if (parse_addr(host, port, &addr) != 0) return throw_uv(env, UV_EINVAL);
+  if (relay_routes_parse_addr(host, port, &addr) != 0) return throw_uv(env, UV_EINVAL);
   int err = uv_udp_bind(&sock->handle, (const struct sockaddr *)&addr, addr.ss_family == AF_INET6 ? UV_UDP_IPV6ONLY : 0);
   if (err != 0) return throw_uv(env, err);
   if (buffer_bytes > 0) {
@@ -489,7 +274,7 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
       napi_get_value_int32(env, argv[2], &port) == napi_ok &&
       napi_get_value_string_latin1(env, argv[3], host, sizeof(host), NULL) == napi_ok) {
     struct sockaddr_storage addr;
-    if (parse_addr(host, port, &addr) == 0) {
+    if (relay_routes_parse_addr(host, port, &addr) == 0) {
       uv_buf_t out = uv_buf_init((char *)data, (unsigned int)length);
       int err = uv_udp_try_send(&sock->handle, &out, 1, (const struct sockaddr *)&addr);
       if (err >= 0) {
@@ -535,19 +320,11 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   if (sock == NULL || sock->closing) return NULL;
   sock->closing = 1;
   sock->state->open_sockets--;
-  routes_drop_socket(sock->state, sock);
+  relay_routes_drop_socket(&sock->state->routes, sock);
   CHECK(napi_create_reference(env, argv[1], 1, &sock->on_close));
   uv_udp_recv_stop(&sock->handle);
   uv_close((uv_handle_t *)&sock->handle, close_cb);
   return NULL;
-}
-
-/* A route's handle for JavaScript: its slot and the slot's generation, so that a handle
-   kept after its route was dropped (a socket closed) never reaches a later route. */
-#define SLOT_SPAN 8388608.0 /* 2^23 > MAX_ROUTES */
-
-static double route_handle(state_t *s, uint32_t id) {
-  return id == 0 ? 0 : (double)s->slot_gen[id - 1] * SLOT_SPAN + id;
 }
 
 /* addRoute(listener, clientHost, clientPort, channel, relay, peerHost, peerPort, ttlMs) -> handle (0: refused) */
@@ -571,25 +348,17 @@ static napi_value js_add_route(napi_env env, napi_callback_info info) {
   route_t *r = calloc(1, sizeof(route_t));
   if (r != NULL && listener != NULL && relay != NULL && !listener->closing && !relay->closing && listener->listener &&
       !relay->listener &&
-      channel >= 0x4000 && channel <= 0x7fff && parse_addr(client_host, client_port, &r->client) == 0 &&
-      parse_addr(peer_host, peer_port, &r->peer) == 0) {
+      channel >= 0x4000 && channel <= 0x7fff && relay_routes_parse_addr(client_host, client_port, &r->client) == 0 &&
+      relay_routes_parse_addr(peer_host, peer_port, &r->peer) == 0) {
     r->listener = listener;
     r->relay = relay;
     r->channel = (uint16_t)channel;
     r->deadline = uv_now(s->loop) + (uint64_t)(ttl > 0 ? ttl : 0);
-    id = route_add(s, r);
+    id = relay_routes_add(&s->routes, r);
   }
   if (id == 0) free(r);
-  CHECK(napi_create_double(env, route_handle(s, id), &result));
+  CHECK(napi_create_double(env, relay_routes_handle(&s->routes, id), &result));
   return result;
-}
-
-static route_t *route_by_handle(state_t *s, double handle) {
-  if (!(handle >= 1) || handle > 4503599627370496.0) return NULL;
-  double gen = (double)(uint64_t)(handle / SLOT_SPAN);
-  uint32_t id = (uint32_t)(handle - gen * SLOT_SPAN);
-  if (id < 1 || id > s->next_id || s->slot_gen[id - 1] != (uint32_t)gen) return NULL;
-  return s->routes[id - 1];
 }
 
 /* setRouteTtl(id, ttlMs) */
@@ -601,7 +370,7 @@ static napi_value js_set_route_ttl(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_double(env, argv[0], &handle));
   CHECK(napi_get_value_double(env, argv[1], &ttl));
   state_t *s = get_state(env);
-  route_t *r = route_by_handle(s, handle);
+  route_t *r = relay_routes_by_handle(&s->routes, handle);
   if (r != NULL) r->deadline = uv_now(s->loop) + (uint64_t)(ttl > 0 ? ttl : 0);
   return NULL;
 }
@@ -614,8 +383,8 @@ static napi_value js_remove_route(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   CHECK(napi_get_value_double(env, argv[0], &handle));
   state_t *s = get_state(env);
-  route_t *r = route_by_handle(s, handle);
-  if (r != NULL) route_remove(s, r);
+  route_t *r = relay_routes_by_handle(&s->routes, handle);
+  if (r != NULL) relay_routes_remove(&s->routes, r);
   return NULL;
 }
 
@@ -647,7 +416,7 @@ static napi_value js_open_sockets(napi_env env, napi_callback_info info) {
 static napi_value js_route_count(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value value;
-  CHECK(napi_create_uint32(env, get_state(env)->by_client.count, &value));
+  CHECK(napi_create_uint32(env, get_state(env)->routes.by_client.count, &value));
   return value;
 }
 
@@ -655,17 +424,13 @@ static void state_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   state_t *s = data;
-  free(s->routes);
-  free(s->free_ids);
-  free(s->slot_gen);
-  free(s->by_client.buckets);
-  free(s->by_peer.buckets);
+  relay_routes_free(&s->routes);
   free(s);
 }
 
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   state_t *s = calloc(1, sizeof(state_t));
-  if (s == NULL || table_init(&s->by_client) != 0 || table_init(&s->by_peer) != 0) return NULL;
+  if (s == NULL || relay_routes_init(&s->routes) != 0) return NULL;
   s->env = env;
   if (napi_get_uv_event_loop(env, &s->loop) != napi_ok) return NULL;
   if (napi_set_instance_data(env, s, state_finalize, NULL) != napi_ok) return NULL;
