@@ -152,7 +152,7 @@ export class ConnectAttempt {
       agent: this.#agent,
       localStream: this.#localStream,
       signal: this.#controller.signal,
-      expectedKey: () => (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+      expectedKey: () => this.#remoteKey(),
       finished: () => this.#finished,
       abort: (reason) => this.#controller.abort(reason),
       emit: (step, detail) => this.#emit(step, detail),
@@ -163,7 +163,7 @@ export class ConnectAttempt {
     this.#handshake = new AttemptHandshake({
       initiator,
       keyPair: ctx.identity.keyPair,
-      expectedKey: () => (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+      expectedKey: () => this.#remoteKey(),
       abort: (reason) => this.#controller.abort(reason),
       finished: () => this.#finished,
     })
@@ -201,6 +201,11 @@ export class ConnectAttempt {
   /** Messages 1 and 2 of the secure connection's handshake, in the signalling. */
   readonly #handshake: AttemptHandshake
 
+  /** The key the remote must prove, decoded from its PeerId once. */
+  #remoteKey(): Uint8Array {
+    return (this.#expectedKey ??= remoteKeyOf(this.peerId))
+  }
+
   /** Milliseconds since the attempt started. */
   get elapsed(): number {
     return Math.round(performance.now() - this.#started)
@@ -231,7 +236,7 @@ export class ConnectAttempt {
       this.#signalling.scheduleFlush()
       // Decoding the PeerId costs about half a millisecond: do it after the offer/answer
       // went out, while the signalling and the checks are in flight.
-      setImmediate(() => (this.#expectedKey ??= remoteKeyOf(this.peerId)))
+      setImmediate(() => this.#remoteKey())
       if (this.initiator) await untilAborted(this.#remoteKnown, this.#controller.signal)
       const selection = await this.#agent.connect({ signal: this.#controller.signal, timeout: options.timeout })
       const iceMs = this.elapsed
@@ -301,7 +306,7 @@ export class ConnectAttempt {
         remoteStreamId: end?.remoteStreamId ?? outer.remoteStreamId,
         isInitiator: this.initiator,
         keyPair: this.#ctx.identity.keyPair,
-        expectedRemotePublicKey: (this.#expectedKey ??= remoteKeyOf(this.peerId)),
+        expectedRemotePublicKey: this.#remoteKey(),
         ...(handshake === undefined ? {} : { handshake }),
         handshakeTimeout: this.#ctx.handshakeTimeout,
         signal: this.#controller.signal,

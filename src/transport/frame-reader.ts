@@ -17,6 +17,25 @@ export const FRAME_HEADER_BYTES = 3
 export const MAX_FRAME_LENGTH = 0xffffff
 
 /**
+ * A frame of `length` bytes with its length prefix written: the caller fills the
+ * `length` bytes after {@link FRAME_HEADER_BYTES}.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * const frame = allocateFrame(2)
+ * frame.set([0xaa, 0xbb], FRAME_HEADER_BYTES) // frame is 02 00 00 aa bb
+ * ```
+ */
+export function allocateFrame(length: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length)
+  frame[0] = length & 0xff
+  frame[1] = (length >>> 8) & 0xff
+  frame[2] = length >>> 16
+  return frame
+}
+
+/**
  * Called with each complete frame, in order. The frame's bytes belong to the callee
  * (it may decrypt them in place). Return false to stop reading (the rest of the chunk
  * and everything after it is dropped).

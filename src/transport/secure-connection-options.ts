@@ -8,7 +8,7 @@ import { ConnectionClosedError, HandshakeFailedError, HandshakeTimeoutError, Inv
 import { peerIdFromPublicKey, publicKeyFromPeerId } from '../identity/peer-id.js'
 import { PeerSocket, validateRemote } from './peer-socket.js'
 import type { SecureConnection, openSecureConnection } from './secure-connection.js'
-import { SecureHandshake } from './secure-handshake.js'
+import { SecureHandshake, toBuffer } from './secure-handshake.js'
 import type NoiseState from 'noise-handshake'
 
 const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
@@ -180,9 +180,6 @@ export function connectionError(err: Error): PeerlinkError {
   return new ConnectionClosedError(`The connection failed: ${err.message}`, { cause: err })
 }
 
-export function toBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-}
 
 
 export function noop(): void {}

@@ -32,16 +32,15 @@ import {
   SocketClosedError,
   type PeerlinkError,
 } from '../errors.js'
-import { FRAME_HEADER_BYTES, FrameReader } from './frame-reader.js'
+import { allocateFrame, FRAME_HEADER_BYTES, FrameReader } from './frame-reader.js'
 import type { DatagramAddress, PeerSocket } from './peer-socket.js'
-import { createRecordCipher, RECORD_TAG_BYTES, type RecordCipher } from './record-cipher.js'
-import { rekey, rekeyPolicy } from './record-rekey.js'
-import { MAX_HANDSHAKE_MESSAGE, newNoiseState, readHandshakeMessage, sameKey } from './secure-handshake.js'
+import { RECORD_TAG_BYTES } from './record-cipher.js'
+import { RecordDirection } from './record-direction.js'
+import { MAX_HANDSHAKE_MESSAGE, newNoiseState, readHandshakeMessage, sameKey, toBuffer } from './secure-handshake.js'
 import {
   connectionError,
   handshakeError,
   noop,
-  toBuffer,
   validateOptions,
   type OpenSecureConnectionOptions,
   type SecureConnectionCloseOptions,
@@ -128,13 +127,10 @@ export class SecureConnection extends Duplex {
   #setup: ConnectionSetup | null
   #noise: NoiseState | null
   #phase: Phase = 'handshake'
-  #sealer: RecordCipher | null = null
-  #opener: RecordCipher | null = null
-  #sendCounter = 0
-  #receiveCounter = 0
-  /** The current record keys (kept to derive the next ones: record-rekey.ts). */
-  #sendKey: Buffer | null = null
-  #receiveKey: Buffer | null = null
+  /** Our records' key, counter and cipher, once the handshake has given the keys. */
+  #send: RecordDirection | null = null
+  /** The remote's records' key, counter and cipher. */
+  #receive: RecordDirection | null = null
   #rawClosed = false
   #rawPaused = false
   #remoteEnded = false
@@ -232,16 +228,7 @@ export class SecureConnection extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
-    let drained = true
-    if (chunk.length <= MAX_RECORD_PLAINTEXT) drained = this.#sealRecord([chunk], chunk.length)
-    else {
-      for (let offset = 0; offset < chunk.length; offset += MAX_RECORD_PLAINTEXT) {
-        const part = chunk.subarray(offset, offset + MAX_RECORD_PLAINTEXT)
-        drained = this.#sealRecord([part], part.length)
-      }
-    }
-    if (drained) cb()
-    else this.#pendingWrite = cb
+    this._writev([{ chunk }], cb)
   }
 
   /**
@@ -288,12 +275,9 @@ export class SecureConnection extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     this.#pendingWrite = null
     this.#reader.stop()
-    this.#sealer?.destroy()
-    this.#opener?.destroy()
-    this.#sealer = this.#opener = null
-    this.#sendKey?.fill(0)
-    this.#receiveKey?.fill(0)
-    this.#sendKey = this.#receiveKey = null
+    this.#send?.destroy()
+    this.#receive?.destroy()
+    this.#send = this.#receive = null
     this.#noise = null
     if (this.#setup !== null) {
       // Destroyed while the handshake runs (by onVerified's receiver): the promise fails too.
@@ -311,20 +295,10 @@ export class SecureConnection extends Duplex {
 
   /** Encrypts `parts` (`size` bytes) into one record and writes it; false when udx wants us to wait. */
   #sealRecord(parts: readonly Uint8Array[], size: number): boolean {
-    const sealer = this.#sealer
-    if (sealer === null) return true // destroyed: nothing more goes out
-    const length = size + RECORD_TAG_BYTES
-    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length)
-    frame[0] = length & 0xff
-    frame[1] = (length >>> 8) & 0xff
-    frame[2] = length >>> 16
-    const counter = this.#sendCounter++
-    sealer.seal(counter, parts, frame, FRAME_HEADER_BYTES)
-    if ((counter + 1) % rekeyPolicy.interval === 0) {
-      sealer.destroy()
-      this.#sendKey = rekey(this.#sendKey!)
-      this.#sealer = createRecordCipher(this.#sendKey)
-    }
+    const send = this.#send
+    if (send === null) return true // destroyed: nothing more goes out
+    const frame = allocateFrame(size + RECORD_TAG_BYTES)
+    send.seal(parts, frame, FRAME_HEADER_BYTES)
     return this.#raw.write(frame)
   }
 
@@ -332,20 +306,15 @@ export class SecureConnection extends Duplex {
   #sendHandshake(): void {
     const noise = this.#noise!
     const message = noise.send()
-    const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + message.length)
-    frame[0] = message.length & 0xff
-    frame[1] = (message.length >>> 8) & 0xff
-    frame[2] = message.length >>> 16
+    const frame = allocateFrame(message.length)
     frame.set(message, FRAME_HEADER_BYTES)
     this.#raw.write(frame)
     if (noise.complete) this.#keys(noise)
   }
 
   #keys(noise: NoiseState): void {
-    this.#sendKey = Buffer.from(noise.tx!)
-    this.#receiveKey = Buffer.from(noise.rx!)
-    this.#sealer = createRecordCipher(this.#sendKey)
-    this.#opener = createRecordCipher(this.#receiveKey)
+    this.#send = new RecordDirection(noise.tx!)
+    this.#receive = new RecordDirection(noise.rx!)
     this.handshakeHash = new Uint8Array(noise.hash!)
     this.#noise = null
     this.#reader.limit = MAX_RECORD_FRAME
@@ -359,14 +328,7 @@ export class SecureConnection extends Duplex {
     if (this.#phase === 'handshake') return this.#onHandshakeFrame(frame)
     if (frame.length < RECORD_TAG_BYTES) return this.#corrupt('a record shorter than its tag')
     const plain = frame.subarray(0, frame.length - RECORD_TAG_BYTES)
-    const opener = this.#opener!
-    const counter = this.#receiveCounter++
-    if (!opener.open(counter, frame, plain)) return this.#corrupt('a record that failed authentication')
-    if ((counter + 1) % rekeyPolicy.interval === 0) {
-      opener.destroy()
-      this.#receiveKey = rekey(this.#receiveKey!)
-      this.#opener = createRecordCipher(this.#receiveKey)
-    }
+    if (!this.#receive!.open(frame, plain)) return this.#corrupt('a record that failed authentication')
     if (this.#phase === 'confirming') {
       // The responder's first record: it has accepted our key.
       this.#phase = 'open'
@@ -382,14 +344,10 @@ export class SecureConnection extends Duplex {
   #onHandshakeFrame(frame: Buffer): boolean {
     const setup = this.#setup!
     const noise = this.#noise!
-    const failed = (err: unknown): boolean => {
-      this.failHandshake(new HandshakeFailedError(`Noise handshake with ${setup.describe} failed: ${(err as Error).message}`, { cause: err }))
-      return false
-    }
     try {
       readHandshakeMessage(noise, frame)
     } catch (err) {
-      return failed(err)
+      return this.#noiseFailed(setup, err)
     }
     if (noise.rs !== null && !this.#verifyRemote(noise.rs, setup)) return false
     if (this.isInitiator) return this.#completeAsInitiator(setup)
@@ -397,7 +355,7 @@ export class SecureConnection extends Duplex {
       try {
         this.#sendHandshake() // message 2 (its DH fails on a remote ephemeral key that is no curve point)
       } catch (err) {
-        return failed(err)
+        return this.#noiseFailed(setup, err)
       }
       return true
     }
@@ -418,8 +376,7 @@ export class SecureConnection extends Duplex {
     try {
       this.#sendHandshake()
     } catch (err) {
-      this.failHandshake(new HandshakeFailedError(`Noise handshake with ${setup.describe} failed: ${(err as Error).message}`, { cause: err }))
-      return false
+      return this.#noiseFailed(setup, err)
     }
     this.#phase = 'confirming'
     if (setup.onVerified !== undefined) {
@@ -432,6 +389,12 @@ export class SecureConnection extends Duplex {
       }
     }
     return !this.destroyed
+  }
+
+  /** A Noise message could not be read or written: the handshake fails. */
+  #noiseFailed(setup: ConnectionSetup, err: unknown): false {
+    this.failHandshake(new HandshakeFailedError(`Noise handshake with ${setup.describe} failed: ${(err as Error).message}`, { cause: err }))
+    return false
   }
 
   #verifyRemote(actual: Uint8Array, setup: ConnectionSetup): boolean {

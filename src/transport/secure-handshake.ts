@@ -140,6 +140,7 @@ export class SecureHandshake {
   }
 }
 
-function toBuffer(bytes: Uint8Array): Buffer {
+/** `bytes` as a Buffer over the same memory (no copy). @internal */
+export function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
 }

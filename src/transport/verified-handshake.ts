@@ -2,8 +2,9 @@
  * The verified Noise handshake, over any transport: waits until secret-stream has run the
  * handshake *and* the remote's key is exactly the expected one *and* the remote's header
  * frame has arrived (so the first application byte cannot be lost to a race), or fails
- * with a typed error. Used by the UDP paths (`secure-connection.ts`, over a udx stream)
- * and the tunnel path (`tunnel-secure-connection.ts`, over a WebSocket).
+ * with a typed error. Used by the tunnel path (`tunnel-secure-connection.ts`, over a
+ * WebSocket); the UDP paths run their own handshake and records (`secure-connection.ts`,
+ * docs/secure-connection.md).
  *
  * On an identity mismatch the secret stream is destroyed inside its `handshake` event,
  * before it writes its own header: no application byte is ever exchanged with an impostor.
